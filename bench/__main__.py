@@ -1,0 +1,5 @@
+import asyncio
+
+from bench import gas
+
+asyncio.run(gas.main())

@@ -1,0 +1,111 @@
+"""Gas of the core contracts on anvil, against the baseline of one EIP-3009 transfer per paid request.
+
+Run: ``make bench`` (or ``python -m bench``). Figures are gas units from transaction receipts; they do not
+depend on the machine.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from staking import (
+    Anvil,
+    Domain,
+    Transactor,
+    TransferWithAuthorization,
+    Voucher,
+    advance_time,
+    connect,
+    deploy,
+    dev_accounts,
+    sign,
+    to_wei_open,
+)
+
+AGENT = 0
+PRICE = to_wei_open("0.01")
+BATCH = 100
+
+
+async def measure() -> dict[str, int]:
+    """Runs each action once on a fresh chain and returns the gas it used."""
+    gas: dict[str, int] = {}
+    async with Anvil(accounts=3) as chain:
+        w3 = await connect(chain.url)
+        deployer_key, agent_key, payer_key = dev_accounts(3)
+        deployer, agent, payer = (Transactor(w3, key) for key in (deployer_key, agent_key, payer_key))
+        deployment = await deploy(deployer)
+        for name in ("OpenToken", "AgentStaking", "PaymentChannels"):
+            address = deployment.contract(w3, name).address
+            creation = await _creation_gas(w3, deployer.address, address, deployment.block)
+            gas[f"deploy {name}"] = creation
+        token = deployment.contract(w3, "OpenToken")
+        staking = deployment.contract(w3, "AgentStaking")
+        channels = deployment.contract(w3, "PaymentChannels")
+        for account in (agent, payer):
+            await deployer.send(token.functions.transfer(account.address, to_wei_open(100_000)))
+
+        stake = deployment.parameters.min_agent_stake
+        await agent.send(token.functions.approve(staking.address, 2**256 - 1))
+        gas["stake"] = (await agent.send(staking.functions.stake(AGENT, stake)))["gasUsed"]
+        gas["requestUnstake"] = (await agent.send(staking.functions.requestUnstake(AGENT, stake)))["gasUsed"]
+        await advance_time(w3, deployment.parameters.unbonding_period)
+        gas["withdraw"] = (await agent.send(staking.functions.withdraw(AGENT)))["gasUsed"]
+
+        await payer.send(token.functions.approve(channels.address, 2**256 - 1))
+        domain = Domain("PaymentChannels", "1", deployment.chain_id, channels.address)
+        vouchers, signatures = [], []
+        for index in range(BATCH + 1):
+            salt = secrets.token_bytes(32)
+            receipt = await payer.send(channels.functions.open(agent.address, to_wei_open(1), salt))
+            if index == 0:
+                gas["open channel"] = receipt["gasUsed"]
+            channel_id = await channels.functions.channelIdOf(payer.address, agent.address, salt).call()
+            vouchers.append((channel_id, PRICE))
+            signatures.append(sign(payer_key, domain, Voucher(channel_id=channel_id, cumulative_amount=PRICE)))
+        gas["claim 1 voucher"] = (await agent.send(channels.functions.claim(vouchers[:1], signatures[:1])))["gasUsed"]
+        batch = await agent.send(channels.functions.claim(vouchers[1:], signatures[1:]))
+        gas[f"claim {BATCH} vouchers"] = batch["gasUsed"]
+
+        now = int((await w3.eth.get_block("latest"))["timestamp"])
+        authorization = TransferWithAuthorization(
+            payer.address, agent.address, PRICE, now - 1, now + 600, secrets.token_bytes(32)
+        )
+        signature = sign(payer_key, Domain("Open", "1", deployment.chain_id, token.address), authorization)
+        call = token.functions.transferWithAuthorization(
+            authorization.from_,
+            authorization.to,
+            authorization.value,
+            authorization.valid_after,
+            authorization.valid_before,
+            authorization.nonce,
+            signature,
+        )
+        gas["transferWithAuthorization"] = (await agent.send(call))["gasUsed"]
+    return {name: int(used) for name, used in gas.items()}
+
+
+async def _creation_gas(w3: Any, deployer: str, address: str, from_block: int) -> int:
+    """Gas of the transaction that created ``address``."""
+    latest = await w3.eth.block_number
+    for number in range(from_block, latest + 1):
+        block = await w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            receipt = await w3.eth.get_transaction_receipt(tx["hash"])
+            if receipt["contractAddress"] == address:
+                return int(receipt["gasUsed"])
+    raise LookupError(f"no creation transaction for {address}")
+
+
+async def main() -> None:
+    gas = await measure()
+    baseline = gas["transferWithAuthorization"]
+    print(f"{'action':<30} {'gas':>11}")
+    for name, used in gas.items():
+        print(f"{name:<30} {used:>11,}")
+    per_voucher = gas[f"claim {BATCH} vouchers"] / BATCH
+    print()
+    print(f"gas per paid request, channel claimed in a batch of {BATCH}: {per_voucher:,.0f}")
+    print(f"gas per paid request, one EIP-3009 transfer each (baseline): {baseline:,}")
+    print(f"ratio channel / baseline: {per_voucher / baseline:.2f}")

@@ -1,0 +1,139 @@
+"""Deploying the protocol's contracts and the deployment file every other command reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from web3 import AsyncWeb3
+from web3.contract.async_contract import AsyncContract
+
+from contracts import artifact
+
+from .errors import ConfigError
+from .transactions import Transactor
+from .units import to_wei_open
+
+__all__ = ["ContractAddresses", "Deployment", "DeploymentConfig", "deploy", "load_deployment"]
+
+_HOUR = 3600
+_DAY = 24 * _HOUR
+
+
+def _checksummed(value: str) -> str:
+    if not AsyncWeb3.is_address(value):
+        raise ValueError(f"not an address: {value!r}")
+    return str(AsyncWeb3.to_checksum_address(value))
+
+
+Address = Annotated[str, AfterValidator(_checksummed)]
+
+
+class DeploymentConfig(BaseModel):
+    """Parameters of a deployment. Bounds mirror the contracts', so a bad value fails here, naming the field.
+
+    Amounts are OPEN wei; durations are seconds of block time.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unbonding_period: int = Field(7 * _DAY, ge=_HOUR, le=365 * _DAY)
+    min_agent_stake: int = Field(to_wei_open(1_000), ge=0)
+    min_validator_stake: int = Field(to_wei_open(1_000), ge=0)
+    withdraw_delay: int = Field(_DAY, ge=_HOUR, le=30 * _DAY)
+    #: receives the whole OPEN supply; the deployer when omitted.
+    token_holder: Address | None = None
+    #: receives slashed stake that is not paid out; the deployer when omitted.
+    treasury: Address | None = None
+
+
+class ContractAddresses(BaseModel):
+    """Where each contract of the suite lives."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    open_token: Address
+    agent_staking: Address
+    payment_channels: Address
+
+
+class Deployment(BaseModel):
+    """A deployed suite: what every command needs to find and check it.
+
+    Example:
+        >>> deployment = load_deployment("deployment.json")            # doctest: +SKIP
+        >>> w3 = await connect(rpc_url, expected_chain_id=deployment.chain_id)  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chain_id: int = Field(gt=0)
+    block: int = Field(ge=0, description="block of the first deployment transaction; event scans start here")
+    deployer: Address
+    contracts: ContractAddresses
+    parameters: DeploymentConfig
+
+    def contract(self, w3: AsyncWeb3[Any], name: str) -> AsyncContract:
+        """The deployed contract ``name`` ("OpenToken", "AgentStaking", ...) bound to ``w3``."""
+        field = _FIELD_OF_CONTRACT.get(name)
+        if field is None:
+            raise ConfigError(f"no contract {name!r} in this deployment; known: {', '.join(_FIELD_OF_CONTRACT)}")
+        contract: AsyncContract = w3.eth.contract(address=getattr(self.contracts, field), abi=artifact(name).abi)
+        return contract
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+_FIELD_OF_CONTRACT = {
+    "OpenToken": "open_token",
+    "AgentStaking": "agent_staking",
+    "PaymentChannels": "payment_channels",
+}
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Reads a deployment file.
+
+    Raises:
+        ConfigError: the file is missing or invalid (the message names the field).
+    """
+    try:
+        return Deployment.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"deployment file {path} not found: run `staked devnet` or deploy first") from exc
+    except ValueError as exc:
+        raise ConfigError(f"deployment file {path} is invalid: {exc}") from exc
+
+
+async def deploy(deployer: Transactor, config: DeploymentConfig | None = None) -> Deployment:
+    """Deploys and wires the suite from ``deployer``'s account; waits for every receipt.
+
+    Raises:
+        ContractRevertedError: a constructor or wiring call reverted.
+    """
+    config = config or DeploymentConfig()
+    holder = config.token_holder or deployer.address
+    treasury = config.treasury or deployer.address
+    start_block = await deployer.w3.eth.block_number + 1
+    token, _ = await deployer.deploy("OpenToken", holder)
+    staking, _ = await deployer.deploy(
+        "AgentStaking",
+        token.address,
+        deployer.address,
+        treasury,
+        config.unbonding_period,
+        config.min_agent_stake,
+        config.min_validator_stake,
+    )
+    channels, _ = await deployer.deploy("PaymentChannels", token.address, config.withdraw_delay)
+    return Deployment(
+        chain_id=await deployer.w3.eth.chain_id,
+        block=start_block,
+        deployer=deployer.address,
+        contracts=ContractAddresses(
+            open_token=token.address, agent_staking=staking.address, payment_channels=channels.address
+        ),
+        parameters=config,
+    )
