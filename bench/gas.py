@@ -26,17 +26,25 @@ from staking import (
 AGENT = 0
 PRICE = to_wei_open("0.01")
 BATCH = 100
+EPOCH_REQUESTS = 1_000
 
 
 async def measure() -> dict[str, int]:
     """Runs each action once on a fresh chain and returns the gas it used."""
     gas: dict[str, int] = {}
-    async with Anvil(accounts=3) as chain:
+    async with Anvil(accounts=4) as chain:
         w3 = await connect(chain.url)
-        deployer_key, agent_key, payer_key = dev_accounts(3)
+        deployer_key, agent_key, payer_key, signer_key = dev_accounts(4)
         deployer, agent, payer = (Transactor(w3, key) for key in (deployer_key, agent_key, payer_key))
         deployment = await deploy(deployer)
-        for name in ("OpenToken", "AgentStaking", "PaymentChannels"):
+        for name in (
+            "OpenToken",
+            "AgentStaking",
+            "PaymentChannels",
+            "ReceiptRegistry",
+            "DisputeManager",
+            "DatanetRegistry",
+        ):
             address = deployment.contract(w3, name).address
             creation = await _creation_gas(w3, deployer.address, address, deployment.block)
             gas[f"deploy {name}"] = creation
@@ -83,6 +91,22 @@ async def measure() -> dict[str, int]:
             signature,
         )
         gas["transferWithAuthorization"] = (await agent.send(call))["gasUsed"]
+
+        # An epoch of EPOCH_REQUESTS paid requests: the agent commits it, funding the contributors' share, and a
+        # contributor claims after the challenge window. The roots' content does not change the gas.
+        registry = deployment.contract(w3, "ReceiptRegistry")
+        await agent.send(staking.functions.stake(AGENT, stake))
+        await agent.send(staking.functions.registerAgent(signer_key.address, b"\x01" * 32, PRICE, "http://agent"))
+        fees = EPOCH_REQUESTS * PRICE
+        rewards = fees * deployment.parameters.attribution_bps // 10_000
+        contributor = deployer.address
+        rewards_root = await registry.functions.rewardLeaf(contributor, rewards).call()  # a one-leaf tree
+        await agent.send(token.functions.approve(registry.address, rewards))
+        commit = registry.functions.commitEpoch(1, b"\x02" * 32, EPOCH_REQUESTS, fees, rewards_root, rewards)
+        gas["commitEpoch"] = (await agent.send(commit))["gasUsed"]
+        await advance_time(w3, deployment.parameters.disputes.challenge_window + 1)
+        claim = registry.functions.claimReward(agent.address, 1, contributor, rewards, [])
+        gas["claimReward"] = (await deployer.send(claim))["gasUsed"]
     return {name: int(used) for name, used in gas.items()}
 
 
@@ -109,3 +133,12 @@ async def main() -> None:
     print(f"gas per paid request, channel claimed in a batch of {BATCH}: {per_voucher:,.0f}")
     print(f"gas per paid request, one EIP-3009 transfer each (baseline): {baseline:,}")
     print(f"ratio channel / baseline: {per_voucher / baseline:.2f}")
+    one_payer_epoch = (gas["claim 1 voucher"] + gas["commitEpoch"]) / EPOCH_REQUESTS
+    print()
+    print(f"epoch of {EPOCH_REQUESTS} requests, one payer (one claim + one commit): {one_payer_epoch:,.0f} gas/request")
+    many_payers_epoch = per_voucher + gas["commitEpoch"] / EPOCH_REQUESTS
+    print(
+        f"epoch of {EPOCH_REQUESTS} requests from {EPOCH_REQUESTS} payers (batched claims + commit): "
+        f"{many_payers_epoch:,.0f} gas/request"
+    )
+    print(f"ratio one-payer epoch / baseline: {one_payer_epoch / baseline:.4f}")

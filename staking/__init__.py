@@ -1,11 +1,12 @@
 """Typed async access to the staked contracts: transactions, EIP-712 messages, deployment and a local devnet."""
 
 from .anvil import ANVIL_CHAIN_ID, Anvil, advance_time, anvil_binary, dev_accounts
-from .deploy import ContractAddresses, Deployment, DeploymentConfig, deploy, load_deployment
+from .deploy import ContractAddresses, Deployment, DeploymentConfig, DisputeParameters, deploy, load_deployment
 from .eip712 import (
     CancelAuthorization,
     Domain,
     Permit,
+    Receipt,
     ReceiveWithAuthorization,
     TransferWithAuthorization,
     TypedMessage,
@@ -13,6 +14,7 @@ from .eip712 import (
     digest,
     recover,
     sign,
+    struct_hash,
 )
 from .errors import (
     ChainError,
@@ -24,16 +26,20 @@ from .errors import (
     TransactionTimeoutError,
     WrongChainError,
 )
+from .keys import KEYSTORE_PASSWORD_ENV, account_from_env, create_keystore, load_keystore
+from .settings import ChainSettings
 from .transactions import Transactor, connect, decode_revert
 from .units import OPEN_DECIMALS, WEI_PER_OPEN, format_open, to_wei_open
 
 __all__ = [
     "ANVIL_CHAIN_ID",
+    "KEYSTORE_PASSWORD_ENV",
     "OPEN_DECIMALS",
     "WEI_PER_OPEN",
     "Anvil",
     "CancelAuthorization",
     "ChainError",
+    "ChainSettings",
     "ChainUnavailableError",
     "ConfigError",
     "ContractAddresses",
@@ -41,8 +47,10 @@ __all__ = [
     "CustomError",
     "Deployment",
     "DeploymentConfig",
+    "DisputeParameters",
     "Domain",
     "Permit",
+    "Receipt",
     "ReceiveWithAuthorization",
     "StakedError",
     "TransactionTimeoutError",
@@ -51,16 +59,20 @@ __all__ = [
     "TypedMessage",
     "Voucher",
     "WrongChainError",
+    "account_from_env",
     "advance_time",
     "anvil_binary",
     "connect",
+    "create_keystore",
     "decode_revert",
     "deploy",
     "dev_accounts",
     "digest",
     "format_open",
     "load_deployment",
+    "load_keystore",
     "recover",
     "sign",
+    "struct_hash",
     "to_wei_open",
 ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from web3 import AsyncWeb3
 from web3.contract.async_contract import AsyncContract
 
@@ -15,10 +15,11 @@ from .errors import ConfigError
 from .transactions import Transactor
 from .units import to_wei_open
 
-__all__ = ["ContractAddresses", "Deployment", "DeploymentConfig", "deploy", "load_deployment"]
+__all__ = ["ContractAddresses", "Deployment", "DeploymentConfig", "DisputeParameters", "deploy", "load_deployment"]
 
 _HOUR = 3600
 _DAY = 24 * _HOUR
+_BPS = 10_000
 
 
 def _checksummed(value: str) -> str:
@@ -28,6 +29,33 @@ def _checksummed(value: str) -> str:
 
 
 Address = Annotated[str, AfterValidator(_checksummed)]
+
+
+class DisputeParameters(BaseModel):
+    """DisputeManager's parameters (``IDisputeManager.Parameters``); bounds mirror ``parameterBounds``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    challenge_window: int = Field(_DAY, ge=_HOUR, le=30 * _DAY)
+    response_window: int = Field(_DAY, ge=_HOUR, le=7 * _DAY)
+    voting_period: int = Field(2 * _DAY, ge=_HOUR, le=14 * _DAY)
+    quorum_bps: int = Field(3_334, ge=1_000, le=_BPS)
+    equivocation_slash_bps: int = Field(5_000, ge=100, le=_BPS)
+    withholding_slash_bps: int = Field(2_000, ge=100, le=_BPS)
+    output_slash_bps: int = Field(1_000, ge=100, le=_BPS)
+    prover_reward_bps: int = Field(1_000, ge=0, le=5_000)
+    challenger_reward_bps: int = Field(1_000, ge=0, le=5_000)
+    challenge_bond: int = Field(to_wei_open(100), ge=to_wei_open(1), le=to_wei_open(1_000_000))
+    inclusion_bond: int = Field(to_wei_open(10), ge=0, le=to_wei_open(1_000_000))
+
+    @property
+    def min_unbonding_period(self) -> int:
+        """What AgentStaking's unbonding period must cover: a whole dispute after a commit."""
+        return self.challenge_window + self.response_window + self.voting_period
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The Solidity struct, in field order."""
+        return tuple(self.model_dump().values())
 
 
 class DeploymentConfig(BaseModel):
@@ -46,6 +74,18 @@ class DeploymentConfig(BaseModel):
     token_holder: Address | None = None
     #: receives slashed stake that is not paid out; the deployer when omitted.
     treasury: Address | None = None
+    #: share of an epoch's fees that its agent must fund as contributor rewards.
+    attribution_bps: int = Field(2_000, ge=0, le=_BPS)
+    disputes: DisputeParameters = DisputeParameters()
+
+    @model_validator(mode="after")
+    def _unbonding_covers_disputes(self) -> Self:
+        if self.unbonding_period < self.disputes.min_unbonding_period:
+            raise ValueError(
+                f"unbonding_period {self.unbonding_period} s is shorter than a dispute "
+                f"(challenge + response + voting = {self.disputes.min_unbonding_period} s)"
+            )
+        return self
 
 
 class ContractAddresses(BaseModel):
@@ -56,6 +96,9 @@ class ContractAddresses(BaseModel):
     open_token: Address
     agent_staking: Address
     payment_channels: Address
+    receipt_registry: Address
+    dispute_manager: Address
+    datanet_registry: Address
 
 
 class Deployment(BaseModel):
@@ -90,6 +133,9 @@ _FIELD_OF_CONTRACT = {
     "OpenToken": "open_token",
     "AgentStaking": "agent_staking",
     "PaymentChannels": "payment_channels",
+    "ReceiptRegistry": "receipt_registry",
+    "DisputeManager": "dispute_manager",
+    "DatanetRegistry": "datanet_registry",
 }
 
 
@@ -128,12 +174,27 @@ async def deploy(deployer: Transactor, config: DeploymentConfig | None = None) -
         config.min_validator_stake,
     )
     channels, _ = await deployer.deploy("PaymentChannels", token.address, config.withdraw_delay)
+    receipts, _ = await deployer.deploy("ReceiptRegistry", staking.address, deployer.address, config.attribution_bps)
+    disputes, _ = await deployer.deploy(
+        "DisputeManager", staking.address, receipts.address, deployer.address, config.disputes.as_tuple()
+    )
+    datanets, _ = await deployer.deploy("DatanetRegistry")
+    # Wiring: the dispute manager becomes the only slasher and the registry's source of open disputes.
+    await deployer.send(staking.functions.setDisputeManager(disputes.address), action="AgentStaking.setDisputeManager")
+    await deployer.send(
+        receipts.functions.setDisputeManager(disputes.address), action="ReceiptRegistry.setDisputeManager"
+    )
     return Deployment(
         chain_id=await deployer.w3.eth.chain_id,
         block=start_block,
         deployer=deployer.address,
         contracts=ContractAddresses(
-            open_token=token.address, agent_staking=staking.address, payment_channels=channels.address
+            open_token=token.address,
+            agent_staking=staking.address,
+            payment_channels=channels.address,
+            receipt_registry=receipts.address,
+            dispute_manager=disputes.address,
+            datanet_registry=datanets.address,
         ),
         parameters=config,
     )

@@ -28,6 +28,7 @@ __all__ = [
     "CancelAuthorization",
     "Domain",
     "Permit",
+    "Receipt",
     "ReceiveWithAuthorization",
     "TransferWithAuthorization",
     "TypedMessage",
@@ -35,6 +36,7 @@ __all__ = [
     "digest",
     "recover",
     "sign",
+    "struct_hash",
 ]
 
 _DOMAIN_FIELDS = [
@@ -98,6 +100,41 @@ class Voucher(TypedMessage):
 
 
 @dataclass(frozen=True)
+class Receipt(TypedMessage):
+    """ReceiptRegistry: an agent's signed account of one paid answer (see DESIGN.md, Receipt).
+
+    ``agent`` is the operator address; the signature is by a hot signer bound to it in AgentStaking. The hashes
+    are keccak256 of RFC 8785 canonical JSON of the request, output, engine and attribution records.
+    """
+
+    PRIMARY_TYPE: ClassVar[str] = "Receipt"
+    SOLIDITY_TYPES: ClassVar[tuple[str, ...]] = (
+        "address", "bytes32", "bytes32", "bytes32", "bytes32", "bytes32", "bytes32", "address", "uint256", "uint64",
+        "uint64",
+    )  # fmt: skip
+
+    agent: str
+    request_id: bytes
+    request_hash: bytes
+    output_hash: bytes
+    model_id: bytes
+    engine_hash: bytes
+    attribution_hash: bytes
+    payer: str
+    price: int
+    epoch: int
+    seq: int
+
+    def as_tuple(self) -> tuple[str | bytes | int, ...]:
+        """The Solidity struct, in field order, for contract calls."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def leaf(self, domain: Domain) -> bytes:
+        """The receipt's leaf in its epoch's Merkle tree: the struct hash, hashed twice (second-preimage safe)."""
+        return keccak(keccak(struct_hash(domain, self)))
+
+
+@dataclass(frozen=True)
 class _Authorization(TypedMessage):
     SOLIDITY_TYPES: ClassVar[tuple[str, ...]] = (
         "address",
@@ -157,6 +194,11 @@ class Permit(TypedMessage):
 
 def _signable(domain: Domain, message: TypedMessage) -> SignableMessage:
     return encode_typed_data(full_message=message.typed_data(domain))
+
+
+def struct_hash(domain: Domain, message: TypedMessage) -> bytes:
+    """EIP-712 ``hashStruct(message)``, what a contract computes as ``keccak256(abi.encode(TYPEHASH, ...))``."""
+    return bytes(_signable(domain, message).body)
 
 
 def digest(domain: Domain, message: TypedMessage) -> bytes:

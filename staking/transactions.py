@@ -18,10 +18,12 @@ import aiohttp
 from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract.async_contract import AsyncContract, AsyncContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from contracts import artifact, artifact_names
@@ -37,6 +39,8 @@ from .errors import (
 
 __all__ = ["Transactor", "connect", "decode_revert"]
 
+_RPC_TIMEOUT = 30.0
+_RPC_RETRIES = 3
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
 
@@ -76,7 +80,14 @@ def decode_revert(data: bytes) -> CustomError | None:
         if known is None:
             return None
         name, arg_names, arg_types = known
-        return CustomError(name, dict(zip(arg_names, abi_decode(list(arg_types), payload), strict=True)))
+        values = abi_decode(list(arg_types), payload)
+        return CustomError(
+            name,
+            {
+                arg: to_checksum_address(value) if kind == "address" else value
+                for arg, kind, value in zip(arg_names, arg_types, values, strict=True)
+            },
+        )
     except Exception:  # malformed payload behind a known selector: report it raw
         return None
 
@@ -100,12 +111,23 @@ async def connect(url: str, *, expected_chain_id: int | None = None) -> AsyncWeb
         ChainUnavailableError: the endpoint does not answer.
         WrongChainError: it serves another chain than ``expected_chain_id``.
     """
-    w3 = AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": aiohttp.ClientTimeout(total=30)}))
+    provider = AsyncHTTPProvider(
+        url,
+        request_kwargs={"timeout": aiohttp.ClientTimeout(total=_RPC_TIMEOUT)},
+        # Retries cover web3's allow-list of idempotent methods only: reads, and eth_sendRawTransaction, whose
+        # re-broadcast of the same signed bytes cannot double-spend.
+        exception_retry_configuration=ExceptionRetryConfiguration(
+            errors=(aiohttp.ClientError, OSError, TimeoutError), retries=_RPC_RETRIES, backoff_factor=0.25
+        ),
+    )
+    w3 = AsyncWeb3(provider)
     try:
         chain_id = await w3.eth.chain_id
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        await provider.disconnect()
         raise ChainUnavailableError(url, str(exc) or type(exc).__name__) from exc
     if expected_chain_id is not None and chain_id != expected_chain_id:
+        await provider.disconnect()
         raise WrongChainError(expected_chain_id, chain_id)
     return w3
 
@@ -201,10 +223,16 @@ class Transactor:
                 self._next_nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
             tx["nonce"] = Nonce(self._next_nonce)
             signed = self.account.sign_transaction(cast(dict[str, Any], tx))
+            tx_hash = HexBytes(signed.hash)
             try:
-                tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as exc:
+                # A retried broadcast may find the node already holds these exact bytes: that is success.
+                if "already known" not in str(exc).lower():
+                    self._next_nonce = None  # resynchronise from the node on the next send
+                    raise
             except Exception:
-                self._next_nonce = None  # resynchronise from the node on the next send
+                self._next_nonce = None
                 raise
             self._next_nonce += 1
         self.sent += 1

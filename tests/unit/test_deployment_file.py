@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from staking import ConfigError, ContractAddresses, Deployment, DeploymentConfig, load_deployment
+from staking import ConfigError, ContractAddresses, Deployment, DeploymentConfig, DisputeParameters, load_deployment
 
 ADDRESS = "0x" + "12" * 20
 
@@ -15,7 +15,14 @@ def deployment() -> Deployment:
         chain_id=31337,
         block=1,
         deployer=ADDRESS,
-        contracts=ContractAddresses(open_token=ADDRESS, agent_staking=ADDRESS, payment_channels=ADDRESS),
+        contracts=ContractAddresses(
+            open_token=ADDRESS,
+            agent_staking=ADDRESS,
+            payment_channels=ADDRESS,
+            receipt_registry=ADDRESS,
+            dispute_manager=ADDRESS,
+            datanet_registry=ADDRESS,
+        ),
         parameters=DeploymentConfig(),
     )
 
@@ -35,6 +42,15 @@ def test_a_bad_parameter_names_its_field() -> None:
         DeploymentConfig(unbonding_period=10)
     with pytest.raises(ValidationError, match="treasury"):
         DeploymentConfig(treasury="0x1234")
+    with pytest.raises(ValidationError, match="quorum_bps"):
+        DisputeParameters(quorum_bps=10_001)
+
+
+def test_unbonding_must_outlast_a_whole_dispute() -> None:
+    disputes = DisputeParameters(challenge_window=3 * 86_400, response_window=86_400, voting_period=3 * 86_400)
+    with pytest.raises(ValidationError, match="shorter than a dispute"):
+        DeploymentConfig(unbonding_period=6 * 86_400, disputes=disputes)
+    assert DeploymentConfig(unbonding_period=7 * 86_400, disputes=disputes).disputes == disputes
 
 
 def test_missing_or_corrupt_files_raise_config_errors(tmp_path: Path) -> None:

@@ -1,0 +1,60 @@
+"""The transaction layer against anvil: nonces under concurrency, confirmations, reverts, a dead endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
+
+from staking import ContractRevertedError, Deployment, Transactor, to_wei_open
+
+pytestmark = pytest.mark.chain
+
+
+async def test_fifty_concurrent_sends_from_one_account_all_land(
+    w3: AsyncWeb3[Any], deployment: Deployment, deployer: Transactor, keys: list[LocalAccount]
+) -> None:
+    token = deployment.contract(w3, "OpenToken")
+    recipient = keys[6].address
+    before = await token.functions.balanceOf(recipient).call()
+    receipts = await asyncio.gather(*(deployer.send(token.functions.transfer(recipient, 1)) for _ in range(50)))
+    assert all(receipt["status"] == 1 for receipt in receipts)
+    nonces = sorted([(await w3.eth.get_transaction(r["transactionHash"]))["nonce"] for r in receipts])
+    assert nonces == list(range(nonces[0], nonces[0] + 50))
+    assert await token.functions.balanceOf(recipient).call() == before + 50
+
+
+async def test_a_failed_send_does_not_burn_a_nonce(
+    w3: AsyncWeb3[Any], deployment: Deployment, deployer: Transactor, keys: list[LocalAccount]
+) -> None:
+    token = deployment.contract(w3, "OpenToken")
+    poor = Transactor(w3, keys[7])  # has ETH for gas, no OPEN
+    with pytest.raises(ContractRevertedError) as caught:
+        await poor.send(token.functions.transfer(keys[6].address, to_wei_open(1)))
+    assert caught.value.error is not None
+    assert caught.value.error.name == "ERC20InsufficientBalance"
+    assert caught.value.tx_hash is None  # refused at estimation: nothing was sent
+    nonce = await w3.eth.get_transaction_count(poor.address)
+    await deployer.send(token.functions.transfer(poor.address, to_wei_open(1)))
+    receipt = await poor.send(token.functions.transfer(keys[6].address, to_wei_open(1)))
+    assert (await w3.eth.get_transaction(receipt["transactionHash"]))["nonce"] == nonce
+
+
+async def test_waits_for_the_configured_confirmations(
+    w3: AsyncWeb3[Any], deployment: Deployment, keys: list[LocalAccount]
+) -> None:
+    token = deployment.contract(w3, "OpenToken")
+    confirming = Transactor(w3, keys[5], confirmations=3)
+
+    async def mine_slowly() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            await w3.provider.make_request("evm_mine", [])
+
+    miner = asyncio.create_task(mine_slowly())
+    receipt = await confirming.send(token.functions.approve(keys[6].address, 1))
+    assert await w3.eth.block_number >= receipt["blockNumber"] + 3
+    await miner
