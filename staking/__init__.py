@@ -1,7 +1,16 @@
 """Typed async access to the staked contracts: transactions, EIP-712 messages, deployment and a local devnet."""
 
 from .anvil import ANVIL_CHAIN_ID, Anvil, advance_time, anvil_binary, dev_accounts
-from .deploy import ContractAddresses, Deployment, DeploymentConfig, DisputeParameters, deploy, load_deployment
+from .client import StakingClient
+from .deploy import (
+    CONTRACT_NAMES,
+    ContractAddresses,
+    Deployment,
+    DeploymentConfig,
+    DisputeParameters,
+    deploy,
+    load_deployment,
+)
 from .eip712 import (
     CancelAuthorization,
     Domain,
@@ -26,37 +35,91 @@ from .errors import (
     TransactionTimeoutError,
     WrongChainError,
 )
+from .events import (
+    AckError,
+    ChainEvent,
+    CursorPosition,
+    EventCursorError,
+    EventStream,
+    Reorg,
+    ReorgTooDeepError,
+    SqliteEventCursor,
+    StreamItem,
+)
 from .keys import KEYSTORE_PASSWORD_ENV, account_from_env, create_keystore, load_keystore
+from .merkle import MerkleTree
 from .settings import ChainSettings
 from .transactions import Transactor, connect, decode_revert
+from .types import (
+    AgentInfo,
+    Channel,
+    ChannelState,
+    Contribution,
+    Datanet,
+    Dispute,
+    DisputeKind,
+    DisputeState,
+    EpochCommitment,
+    EpochStatus,
+    Model,
+    Role,
+    StakeInfo,
+    Unbonding,
+)
 from .units import OPEN_DECIMALS, WEI_PER_OPEN, format_open, to_wei_open
 
 __all__ = [
     "ANVIL_CHAIN_ID",
+    "CONTRACT_NAMES",
     "KEYSTORE_PASSWORD_ENV",
     "OPEN_DECIMALS",
     "WEI_PER_OPEN",
+    "AckError",
+    "AgentInfo",
     "Anvil",
     "CancelAuthorization",
     "ChainError",
+    "ChainEvent",
     "ChainSettings",
     "ChainUnavailableError",
+    "Channel",
+    "ChannelState",
     "ConfigError",
     "ContractAddresses",
     "ContractRevertedError",
+    "Contribution",
+    "CursorPosition",
     "CustomError",
+    "Datanet",
     "Deployment",
     "DeploymentConfig",
+    "Dispute",
+    "DisputeKind",
     "DisputeParameters",
+    "DisputeState",
     "Domain",
+    "EpochCommitment",
+    "EpochStatus",
+    "EventCursorError",
+    "EventStream",
+    "MerkleTree",
+    "Model",
     "Permit",
     "Receipt",
     "ReceiveWithAuthorization",
+    "Reorg",
+    "ReorgTooDeepError",
+    "Role",
+    "SqliteEventCursor",
+    "StakeInfo",
     "StakedError",
+    "StakingClient",
+    "StreamItem",
     "TransactionTimeoutError",
     "Transactor",
     "TransferWithAuthorization",
     "TypedMessage",
+    "Unbonding",
     "Voucher",
     "WrongChainError",
     "account_from_env",

@@ -15,7 +15,15 @@ from .errors import ConfigError
 from .transactions import Transactor
 from .units import to_wei_open
 
-__all__ = ["ContractAddresses", "Deployment", "DeploymentConfig", "DisputeParameters", "deploy", "load_deployment"]
+__all__ = [
+    "CONTRACT_NAMES",
+    "ContractAddresses",
+    "Deployment",
+    "DeploymentConfig",
+    "DisputeParameters",
+    "deploy",
+    "load_deployment",
+]
 
 _HOUR = 3600
 _DAY = 24 * _HOUR
@@ -137,6 +145,10 @@ _FIELD_OF_CONTRACT = {
     "DisputeManager": "dispute_manager",
     "DatanetRegistry": "datanet_registry",
 }
+
+
+#: Every contract of a deployment, in deployment order.
+CONTRACT_NAMES: tuple[str, ...] = tuple(_FIELD_OF_CONTRACT)
 
 
 def load_deployment(path: str | Path) -> Deployment:

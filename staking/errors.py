@@ -4,10 +4,13 @@ The tree::
 
     StakedError
     ├── ConfigError (ValueError)           a setting or deployment file is wrong
+    ├── EventCursorError                   the event cursor's SQLite store failed (staking.events)
+    ├── AckError (LookupError)             an event was acknowledged twice or by another stream
     └── ChainError                         talking to the chain failed
         ├── ChainUnavailableError          the RPC endpoint does not answer
         ├── WrongChainError                the node serves another chain id than expected
         ├── TransactionTimeoutError        a sent transaction was not included in time
+        ├── ReorgTooDeepError              a reorg went deeper than an event stream remembers
         └── ContractRevertedError          a call or transaction reverted; ``error`` holds the decoded
                                            custom error when the contracts define it
 

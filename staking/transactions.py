@@ -147,6 +147,8 @@ class Transactor:
         poll_interval: seconds between receipt polls; web3's default of 0.1 s costs 100 ms per transaction on
             an instant-mining devnet.
         receipt_timeout: seconds to wait for inclusion before giving up.
+        fee_refresh: seconds a fee quote is reused; its two base fees of headroom outlast many blocks, so
+            re-reading the chain before every transaction buys nothing but two RPC calls.
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class Transactor:
         confirmations: int = 0,
         poll_interval: float = 0.02,
         receipt_timeout: float = 120.0,
+        fee_refresh: float = 2.0,
     ) -> None:
         self.w3 = w3
         self.account = account
@@ -165,8 +168,11 @@ class Transactor:
         self.confirmations = confirmations
         self.poll_interval = poll_interval
         self.receipt_timeout = receipt_timeout
+        self.fee_refresh = fee_refresh
         self._nonce_lock = asyncio.Lock()
         self._next_nonce: int | None = None
+        self._chain_id: int | None = None
+        self._fee_quote: tuple[float, TxParams] | None = None
         self.sent = 0
 
     def __repr__(self) -> str:
@@ -175,6 +181,10 @@ class Transactor:
     @property
     def address(self) -> str:
         return str(self.account.address)
+
+    def reset_nonce(self) -> None:
+        """Forgets the cached nonce, so the next send asks the node (after a reorg or a dropped transaction)."""
+        self._next_nonce = None
 
     async def send(self, call: AsyncContractFunction, *, value: int = 0, action: str | None = None) -> TxReceipt:
         """Sends ``call`` as a transaction and returns its successful receipt.
@@ -214,8 +224,17 @@ class Transactor:
         return self.w3.eth.contract(address=address, abi=compiled.abi), receipt
 
     async def _complete(self, params: TxParams, gas: int) -> TxParams:
-        """Adds gas with its margin and EIP-1559 fees; the nonce is set under the lock when signing."""
-        return {**params, **await self._fees(), "gas": int(gas * self.gas_margin), "nonce": Nonce(0)}
+        """Adds chain id, gas with its margin and EIP-1559 fees, so web3 asks the node for nothing more; the
+        nonce is set under the lock when signing."""
+        if self._chain_id is None:
+            self._chain_id = await self.w3.eth.chain_id
+        return {
+            **params,
+            **await self._fees(),
+            "chainId": self._chain_id,
+            "gas": int(gas * self.gas_margin),
+            "nonce": Nonce(0),
+        }
 
     async def _sign_and_send(self, tx: TxParams, action: str) -> TxReceipt:
         async with self._nonce_lock:
@@ -239,11 +258,16 @@ class Transactor:
         return await self._wait(tx_hash, tx, action)
 
     async def _fees(self) -> TxParams:
+        now = asyncio.get_running_loop().time()
+        if self._fee_quote is not None and now - self._fee_quote[0] < self.fee_refresh:
+            return self._fee_quote[1]
         latest = await self.w3.eth.get_block("latest")
         tip = await self.w3.eth.max_priority_fee
         base = int(latest.get("baseFeePerGas", 0))
         # Two base fees of headroom survive six full blocks of 12.5 % increases.
-        return {"maxFeePerGas": Wei(2 * base + tip), "maxPriorityFeePerGas": tip, "type": 2}
+        fees: TxParams = {"maxFeePerGas": Wei(2 * base + tip), "maxPriorityFeePerGas": tip, "type": 2}
+        self._fee_quote = (now, fees)
+        return fees
 
     async def _wait(self, tx_hash: HexBytes, tx: TxParams, action: str) -> TxReceipt:
         try:
@@ -251,6 +275,8 @@ class Transactor:
                 tx_hash, timeout=self.receipt_timeout, poll_latency=self.poll_interval
             )
         except TimeExhausted as exc:
+            # The node may have dropped it (a reorg, a restart): take the nonce from the node next time.
+            self.reset_nonce()
             raise TransactionTimeoutError(action, tx_hash.to_0x_hex(), self.receipt_timeout) from exc
         if receipt["status"] != 1:
             raise await self._explain_failure(tx, receipt, action)
