@@ -81,15 +81,7 @@ async def measure() -> dict[str, int]:
             payer.address, agent.address, PRICE, now - 1, now + 600, secrets.token_bytes(32)
         )
         signature = sign(payer_key, Domain("Open", "1", deployment.chain_id, token.address), authorization)
-        call = token.functions.transferWithAuthorization(
-            authorization.from_,
-            authorization.to,
-            authorization.value,
-            authorization.valid_after,
-            authorization.valid_before,
-            authorization.nonce,
-            signature,
-        )
+        call = token.functions.transferWithAuthorization(*authorization.as_tuple(), signature)
         gas["transferWithAuthorization"] = (await agent.send(call))["gasUsed"]
 
         # An epoch of EPOCH_REQUESTS paid requests: the agent commits it, funding the contributors' share, and a

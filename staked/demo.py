@@ -135,23 +135,7 @@ async def _pay_exact(
     """The agent settles a payer's signed EIP-3009 authorization for one request."""
     now = int((await w3.eth.get_block("latest"))["timestamp"])
     authorization = TransferWithAuthorization(
-        from_=payer.address,
-        to=agent.address,
-        value=_PRICE,
-        valid_after=now - 1,
-        valid_before=now + 600,
-        nonce=secrets.token_bytes(32),
+        payer.address, agent.address, _PRICE, now - 1, now + 600, secrets.token_bytes(32)
     )
-    domain = Domain("Open", "1", deployment.chain_id, token.address)
-    signature = sign(payer, domain, authorization)
-    return await agent.send(
-        token.functions.transferWithAuthorization(
-            authorization.from_,
-            authorization.to,
-            authorization.value,
-            authorization.valid_after,
-            authorization.valid_before,
-            authorization.nonce,
-            signature,
-        )
-    )
+    signature = sign(payer, Domain("Open", "1", deployment.chain_id, token.address), authorization)
+    return await agent.send(token.functions.transferWithAuthorization(*authorization.as_tuple(), signature))

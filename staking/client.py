@@ -17,7 +17,7 @@ from web3.logs import DISCARD
 from web3.types import EventData, TxReceipt
 
 from .deploy import CONTRACT_NAMES, Deployment, load_deployment
-from .eip712 import Domain, Permit, Receipt, Voucher, sign
+from .eip712 import Domain, Permit, Receipt, TransferWithAuthorization, Voucher, sign
 from .errors import ChainError
 from .keys import account_from_env, load_keystore
 from .settings import ChainSettings
@@ -141,6 +141,26 @@ class StakingClient:
     async def _ensure_allowance(self, spender: str, amount: int) -> None:
         if await self.allowance(self.address, spender) < amount:
             await self.approve(spender, amount)
+
+    def sign_transfer_authorization(
+        self, to: str, value: int, *, valid_after: int, valid_before: int, nonce: bytes | None = None
+    ) -> tuple[TransferWithAuthorization, bytes]:
+        """This account's EIP-3009 authorization paying ``to`` (an x402 ``exact`` payment) and its signature.
+
+        The window is exclusive on both ends, in block time; the nonce is random unless given.
+        """
+        if self.account is None:
+            raise ChainError("signing an authorization needs the payer's account")
+        authorization = TransferWithAuthorization(
+            self.account.address, to, value, valid_after, valid_before, nonce or secrets.token_bytes(32)
+        )
+        return authorization, sign(self.account, self.token_domain(), authorization)
+
+    async def transfer_with_authorization(
+        self, authorization: TransferWithAuthorization, signature: bytes
+    ) -> TxReceipt:
+        """Settles someone's signed EIP-3009 authorization (anyone may submit it)."""
+        return await self._send("OpenToken", "transferWithAuthorization", *authorization.as_tuple(), signature)
 
     async def sign_permit(self, owner: LocalAccount, spender: str, value: int, deadline: int) -> bytes:
         """``owner``'s EIP-2612 signature approving ``spender``; anyone may submit it with :meth:`permit`."""

@@ -73,6 +73,10 @@ class TypedMessage:
     #: Solidity type of each dataclass field, in struct order.
     SOLIDITY_TYPES: ClassVar[tuple[str, ...]]
 
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The fields in struct order: a struct argument, or a function's leading arguments, in contract calls."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
     def typed_data(self, domain: Domain) -> dict[str, Any]:
         """The full EIP-712 document of this message under ``domain``."""
         fields = dataclasses.fields(self)
@@ -124,10 +128,6 @@ class Receipt(TypedMessage):
     price: int
     epoch: int
     seq: int
-
-    def as_tuple(self) -> tuple[str | bytes | int, ...]:
-        """The Solidity struct, in field order, for contract calls."""
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
 
     def leaf(self, domain: Domain) -> bytes:
         """The receipt's leaf in its epoch's Merkle tree: the struct hash, hashed twice (second-preimage safe)."""

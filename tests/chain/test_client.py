@@ -75,6 +75,16 @@ async def test_token_transfer_approve_and_permit(clients: list[StakingClient], k
     await bob.permit(alice.address, bob.address, 5 * PRICE, deadline, signature)
     assert await bob.allowance(alice.address, bob.address) == 5 * PRICE
 
+    now = int((await alice.w3.eth.get_block("latest"))["timestamp"])
+    authorization, signed = alice.sign_transfer_authorization(bob.address, PRICE, valid_after=0, valid_before=now + 60)
+    before = await bob.balance_of(bob.address)
+    await bob.transfer_with_authorization(authorization, signed)  # the payee settles the payer's x402 payment
+    assert await bob.balance_of(bob.address) == before + PRICE
+    with pytest.raises(ContractRevertedError) as replay:
+        await bob.transfer_with_authorization(authorization, signed)
+    assert replay.value.error is not None
+    assert replay.value.error.name == "ERC3009AuthorizationUsedOrCanceled"
+
 
 async def test_stake_register_update_unstake_withdraw(
     w3: AsyncWeb3[Any], deployment: Deployment, clients: list[StakingClient], keys: list[LocalAccount]

@@ -155,15 +155,7 @@ async def test_python_signed_transfer_with_authorization_settles_once(
         nonce=secrets.token_bytes(32),
     )
     signature = sign(payer_key, Domain("Open", "1", deployment.chain_id, token.address), authorization)
-    call = token.functions.transferWithAuthorization(
-        authorization.from_,
-        authorization.to,
-        authorization.value,
-        authorization.valid_after,
-        authorization.valid_before,
-        authorization.nonce,
-        signature,
-    )
+    call = token.functions.transferWithAuthorization(*authorization.as_tuple(), signature)
     before = await balance(w3, deployment, agent.address)
     await agent.send(call)
     assert await balance(w3, deployment, agent.address) == before + PRICE
