@@ -1,0 +1,144 @@
+"""The paid serving loop of an agent: x402 payments, their verification, and the receipts journal.
+
+Light to import: ``import runtime`` and :mod:`runtime.protocol` need pydantic and a keccak only, so a paying client
+reads and writes the wire format without web3 or aiohttp. The names that need the staking client (errors,
+verification, the journal) are loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .protocol import (
+    MAX_HEADER_BYTES,
+    PAYMENT_REQUIRED_HEADER,
+    PAYMENT_RESPONSE_HEADER,
+    PAYMENT_SIGNATURE_HEADER,
+    X402_VERSION,
+    ChannelExtra,
+    ChannelPaymentPayload,
+    ChannelRequirements,
+    Eip3009Authorization,
+    Eip3009Payload,
+    ExactExtra,
+    ExactPaymentPayload,
+    ExactRequirements,
+    FailureReason,
+    HeaderError,
+    PaymentPayload,
+    PaymentRequired,
+    PaymentRequirements,
+    ResourceInfo,
+    Scheme,
+    SettlementExtra,
+    SettlementResponse,
+    VoucherPayload,
+    decode_payment_payload,
+    decode_payment_required,
+    decode_settlement_response,
+    encode_header,
+)
+
+if TYPE_CHECKING:
+    from .errors import (
+        ChannelStateError,
+        InsufficientFundsError,
+        InvalidSignatureError,
+        JournalError,
+        MalformedPaymentError,
+        PaymentAmountError,
+        PaymentError,
+        PaymentMismatchError,
+        PaymentWindowError,
+        ReplayedPaymentError,
+        RequestConflictError,
+        StaleVoucherError,
+        UnknownRequestError,
+    )
+    from .journal import (
+        AcceptedAuthorization,
+        AcceptedPayment,
+        AcceptedVoucher,
+        Answer,
+        Journal,
+        JournalEntry,
+        SignedAnswer,
+        SignedReceipt,
+    )
+    from .payments import (
+        PaymentChain,
+        PaymentVerifier,
+        StakingPaymentChain,
+        channel_payment_payload,
+        exact_payment_payload,
+    )
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "PAYMENT_REQUIRED_HEADER",
+    "PAYMENT_RESPONSE_HEADER",
+    "PAYMENT_SIGNATURE_HEADER",
+    "X402_VERSION",
+    "AcceptedAuthorization",
+    "AcceptedPayment",
+    "AcceptedVoucher",
+    "Answer",
+    "ChannelExtra",
+    "ChannelPaymentPayload",
+    "ChannelRequirements",
+    "ChannelStateError",
+    "Eip3009Authorization",
+    "Eip3009Payload",
+    "ExactExtra",
+    "ExactPaymentPayload",
+    "ExactRequirements",
+    "FailureReason",
+    "HeaderError",
+    "InsufficientFundsError",
+    "InvalidSignatureError",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "MalformedPaymentError",
+    "PaymentAmountError",
+    "PaymentChain",
+    "PaymentError",
+    "PaymentMismatchError",
+    "PaymentPayload",
+    "PaymentRequired",
+    "PaymentRequirements",
+    "PaymentVerifier",
+    "PaymentWindowError",
+    "ReplayedPaymentError",
+    "RequestConflictError",
+    "ResourceInfo",
+    "Scheme",
+    "SettlementExtra",
+    "SettlementResponse",
+    "SignedAnswer",
+    "SignedReceipt",
+    "StakingPaymentChain",
+    "StaleVoucherError",
+    "UnknownRequestError",
+    "VoucherPayload",
+    "channel_payment_payload",
+    "decode_payment_payload",
+    "decode_payment_required",
+    "decode_settlement_response",
+    "encode_header",
+    "exact_payment_payload",
+]
+
+# The modules behind the names that pull in the staking client (web3, aiohttp); imported on first use (PEP 562).
+_HEAVY_MODULES = (".errors", ".journal", ".payments")
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        for module_name in _HEAVY_MODULES:
+            module = importlib.import_module(module_name, __name__)
+            globals().update({public: getattr(module, public) for public in module.__all__})
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
