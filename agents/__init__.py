@@ -6,6 +6,7 @@ by :class:`InProcessBackend` when its engine starts, and by the server :class:`V
 
 from .agent import Agent, SkillResult
 from .backend import Backend, Prompt
+from .chat import ChatAgent, ChatIn, ChatOut
 from .errors import (
     AgentDefinitionError,
     AgentError,
@@ -23,6 +24,7 @@ from .errors import (
     UnknownSkillError,
 )
 from .langchain import RecordedChatModel, runnable_skill
+from .loading import load_agent_class
 from .protocol import (
     Alternative,
     ChatMessage,
@@ -37,6 +39,7 @@ from .protocol import (
     TokenLogprob,
 )
 from .recording import LLM, CallLog, record_calls
+from .replay import Difference, Replay, ReplayBackend, ReplayError, ReplayMismatchError, replay
 from .server import VLLMServer
 from .skills import Skill, skill
 from .tiny import TinyModelSpec, build_tiny_model
@@ -54,8 +57,12 @@ __all__ = [
     "BackendTimeoutError",
     "BackendUnavailableError",
     "CallLog",
+    "ChatAgent",
+    "ChatIn",
     "ChatMessage",
+    "ChatOut",
     "ContextLengthError",
+    "Difference",
     "EngineFailedError",
     "EngineInfo",
     "InProcessBackend",
@@ -63,6 +70,10 @@ __all__ = [
     "NotRecordingError",
     "Prompt",
     "RecordedChatModel",
+    "Replay",
+    "ReplayBackend",
+    "ReplayError",
+    "ReplayMismatchError",
     "RequestRejectedError",
     "Role",
     "SamplingOptions",
@@ -82,7 +93,9 @@ __all__ = [
     "VLLMBackend",
     "VLLMServer",
     "build_tiny_model",
+    "load_agent_class",
     "record_calls",
+    "replay",
     "runnable_skill",
     "skill",
 ]

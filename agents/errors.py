@@ -11,6 +11,8 @@ The tree::
         ├── SkillOutputError (TypeError)           a skill returned something other than its output model
         ├── NotRecordingError (RuntimeError)       a model call outside a skill invocation or ``record_calls()``
         ├── ServerStartError                       a vLLM server did not become ready; ``log`` holds its tail
+        ├── ReplayError                            a replay asked for something its record does not hold
+        │   └── ReplayMismatchError (ValueError)       a model call differs from the recorded one
         └── BackendError                           an inference backend failed
             ├── BackendUnavailableError (ConnectionError)   the server does not answer (after bounded retries)
             ├── BackendTimeoutError (TimeoutError)          no answer within the timeout

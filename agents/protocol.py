@@ -89,7 +89,7 @@ class SamplingParams(_Frozen):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int = Field(default=0, ge=0)
     min_p: float = Field(default=0.0, ge=0.0, le=1.0)
-    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    seed: int | None = Field(default=None, ge=0, lt=2**53)  # hashed into receipts as an exact JSON number
     stop: tuple[str, ...] = ()
     top_logprobs: int = Field(default=0, ge=0, le=20)
     repetition_penalty: float = Field(default=1.0, gt=0.0)

@@ -20,7 +20,7 @@ from .protocol import ChatMessage, ModelCall, SamplingOptions, SamplingParams, S
 
 __all__ = ["LLM", "CallLog", "record_calls"]
 
-_SEED_BITS = 63  # vLLM takes a signed 64-bit seed
+_SEED_BITS = 53  # vLLM takes a signed 64-bit seed; receipts hash it as an exact JSON number (RFC 8785: < 2**53)
 
 
 class CallLog:

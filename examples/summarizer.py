@@ -1,4 +1,5 @@
-"""An agent is a Python class: one priced skill that summarizes a text with the model vLLM serves.
+"""An agent is a Python class: a priced skill that summarizes a text with the model vLLM serves (and, from
+:class:`~agents.ChatAgent`, plain chat).
 
 Run it against a model served by ``staked vllm serve`` (the served model name is ``tiny-docs`` here)::
 
@@ -13,7 +14,7 @@ import sys
 
 from pydantic import BaseModel, Field
 
-from agents import Agent, VLLMBackend, skill
+from agents import ChatAgent, VLLMBackend, skill
 from staking import to_wei_open
 
 
@@ -26,8 +27,8 @@ class SummarizeOut(BaseModel):
     summary: str
 
 
-class Summarizer(Agent):
-    """Summarizes texts for 0.01 OPEN a request; greedy decoding, so a validator can re-check every token."""
+class Summarizer(ChatAgent):
+    """Summarizes texts for 0.01 OPEN a request, and chats; greedy decoding, so a validator can re-check every token."""
 
     name = "summarizer"
     price = to_wei_open("0.01")

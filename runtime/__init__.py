@@ -1,4 +1,5 @@
-"""The paid serving loop of an agent: x402 payments, their verification, and the receipts journal.
+"""The paid serving loop of an agent: x402 payments, the receipts journal, the HTTP host, its epoch jobs, and the
+paying client.
 
 Light to import: ``import runtime`` and :mod:`runtime.protocol` need pydantic and a keccak only, so a paying client
 reads and writes the wire format without web3 or aiohttp. The names that need the staking client (errors,
@@ -41,6 +42,41 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
+    from .api import (
+        IDEMPOTENCY_KEY_HEADER,
+        RECEIPT_HEADER,
+        AgentCard,
+        ChatCompletion,
+        ChatCompletionRequest,
+        ErrorBody,
+        SkillResponse,
+    )
+    from .app import (
+        create_app,
+    )
+    from .client import (
+        AgentClient,
+        AgentClientError,
+        AgentHTTPError,
+        AgentUnavailableError,
+        ChannelAccount,
+        PaidCall,
+        PayingTransport,
+        PaymentDeclinedError,
+        PaymentRefusedError,
+        ReceiptStoreError,
+        ReceiptVerificationError,
+        StoredReceipt,
+        UntrustedAgentError,
+    )
+    from .config import AgentSettings
+    from .epochs import (
+        ClaimResult,
+        EpochCommitError,
+        EpochJobError,
+        EpochJobs,
+        SettlementResult,
+    )
     from .errors import (
         ChannelStateError,
         InsufficientFundsError,
@@ -56,15 +92,24 @@ if TYPE_CHECKING:
         StaleVoucherError,
         UnknownRequestError,
     )
+    from .host import (
+        AgentHost,
+        PaidAnswer,
+    )
     from .journal import (
         AcceptedAuthorization,
         AcceptedPayment,
         AcceptedVoucher,
         Answer,
+        EpochCommit,
         Journal,
         JournalEntry,
+        ReceiptInclusion,
         SignedAnswer,
         SignedReceipt,
+    )
+    from .metrics import (
+        RuntimeMetrics,
     )
     from .payments import (
         PaymentChain,
@@ -73,23 +118,45 @@ if TYPE_CHECKING:
         channel_payment_payload,
         exact_payment_payload,
     )
+    from .serve import (
+        AgentService,
+    )
 
 __all__ = [
+    "IDEMPOTENCY_KEY_HEADER",
     "MAX_HEADER_BYTES",
     "PAYMENT_REQUIRED_HEADER",
     "PAYMENT_RESPONSE_HEADER",
     "PAYMENT_SIGNATURE_HEADER",
+    "RECEIPT_HEADER",
     "X402_VERSION",
     "AcceptedAuthorization",
     "AcceptedPayment",
     "AcceptedVoucher",
+    "AgentCard",
+    "AgentClient",
+    "AgentClientError",
+    "AgentHTTPError",
+    "AgentHost",
+    "AgentService",
+    "AgentSettings",
+    "AgentUnavailableError",
     "Answer",
+    "ChannelAccount",
     "ChannelExtra",
     "ChannelPaymentPayload",
     "ChannelRequirements",
     "ChannelStateError",
+    "ChatCompletion",
+    "ChatCompletionRequest",
+    "ClaimResult",
     "Eip3009Authorization",
     "Eip3009Payload",
+    "EpochCommit",
+    "EpochCommitError",
+    "EpochJobError",
+    "EpochJobs",
+    "ErrorBody",
     "ExactExtra",
     "ExactPaymentPayload",
     "ExactRequirements",
@@ -101,28 +168,42 @@ __all__ = [
     "JournalEntry",
     "JournalError",
     "MalformedPaymentError",
+    "PaidAnswer",
+    "PaidCall",
+    "PayingTransport",
     "PaymentAmountError",
     "PaymentChain",
+    "PaymentDeclinedError",
     "PaymentError",
     "PaymentMismatchError",
     "PaymentPayload",
+    "PaymentRefusedError",
     "PaymentRequired",
     "PaymentRequirements",
     "PaymentVerifier",
     "PaymentWindowError",
+    "ReceiptInclusion",
+    "ReceiptStoreError",
+    "ReceiptVerificationError",
     "ReplayedPaymentError",
     "RequestConflictError",
     "ResourceInfo",
+    "RuntimeMetrics",
     "Scheme",
     "SettlementExtra",
     "SettlementResponse",
+    "SettlementResult",
     "SignedAnswer",
     "SignedReceipt",
+    "SkillResponse",
     "StakingPaymentChain",
     "StaleVoucherError",
+    "StoredReceipt",
     "UnknownRequestError",
+    "UntrustedAgentError",
     "VoucherPayload",
     "channel_payment_payload",
+    "create_app",
     "decode_payment_payload",
     "decode_payment_required",
     "decode_settlement_response",
@@ -131,7 +212,9 @@ __all__ = [
 ]
 
 # The modules behind the names that pull in the staking client (web3, aiohttp); imported on first use (PEP 562).
-_HEAVY_MODULES = (".errors", ".journal", ".payments")
+_HEAVY_MODULES = (
+    ".errors", ".journal", ".payments", ".api", ".app", ".client", ".config", ".epochs", ".host", ".metrics", ".serve",
+)  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,9 @@ What the journal guarantees, and how:
   the transaction that stores it: a crash before the commit leaves neither a gap in the epoch (whose Merkle tree
   runs over ``seq`` 0 to ``count - 1``) nor a signed receipt outside the journal, and a request answered twice
   concurrently gets one receipt (two would be equivocation, which is slashed).
+* **Commitments are remembered.** Once an epoch is committed on chain, its commitment and the leaves of its receipts
+  and rewards trees are journaled in one transaction, so inclusion proofs (for payers, and for withholding
+  challenges) and contributors' reward claims are served after any restart without rebuilding from records.
 
 One journal belongs to one agent; opening it for another is refused. Every call runs on one dedicated thread that
 owns the connection, so the event loop never waits on SQLite or on a disk sync. A call whose caller is cancelled
@@ -28,7 +31,8 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +41,9 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from eth_utils.address import to_checksum_address
 
+from agents.record import InclusionProof
 from staking.eip712 import Receipt, TransferWithAuthorization, Voucher
+from staking.merkle import MerkleTree, reward_leaf
 
 from .errors import (
     InsufficientFundsError,
@@ -55,8 +61,10 @@ __all__ = [
     "AcceptedPayment",
     "AcceptedVoucher",
     "Answer",
+    "EpochCommit",
     "Journal",
     "JournalEntry",
+    "ReceiptInclusion",
     "SignedAnswer",
     "SignedReceipt",
 ]
@@ -70,6 +78,9 @@ _SCHEMA_VERSION: Final = 1
 _FIRST_EPOCH: Final = 1
 #: How long a write waits for another process's transaction (a status command reading the file) to finish.
 _BUSY_TIMEOUT_MS: Final = 5_000
+#: Receipts trees of committed epochs kept in memory for inclusion proofs: a receipt read or a challenge is nearly
+#: always about one of the last few epochs, and rebuilding a tree costs a hash per receipt.
+_CACHED_TREES: Final = 4
 
 # Amounts are uint256 and overflow SQLite's 64-bit INTEGER: they are stored as decimal TEXT and compared in Python.
 _SCHEMA: Final = (
@@ -131,9 +142,41 @@ _SCHEMA: Final = (
         signed_at REAL NOT NULL,
         UNIQUE (epoch, seq)
     )""",
+    """CREATE TABLE voucher_failure (
+        channel_id BLOB PRIMARY KEY REFERENCES channel (channel_id),  -- no voucher of it is claimed any more
+        cumulative_amount TEXT NOT NULL,  -- the newest voucher, which can no longer be claimed
+        failure TEXT NOT NULL,
+        failed_at REAL NOT NULL
+    )""",
+    """CREATE TABLE epoch_commitment (
+        epoch INTEGER PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('committed', 'skipped')),
+        receipts_root BLOB,  -- the rest NULL when skipped
+        receipt_count INTEGER,
+        fee_total TEXT,
+        rewards_root BLOB,
+        rewards_total TEXT,
+        tx_hash TEXT,  -- NULL when the commitment was found on chain, sent by a run that did not journal it
+        recorded_at REAL NOT NULL
+    )""",
+    """CREATE TABLE receipt_leaf (  -- the receipts tree of a committed epoch, as its leaves in seq order
+        epoch INTEGER NOT NULL REFERENCES epoch_commitment (epoch),
+        seq INTEGER NOT NULL,
+        leaf BLOB NOT NULL,
+        PRIMARY KEY (epoch, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE epoch_reward (  -- the rewards tree of a committed epoch, as its leaves' amounts in leaf order
+        epoch INTEGER NOT NULL REFERENCES epoch_commitment (epoch),
+        position INTEGER NOT NULL,
+        contributor TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        PRIMARY KEY (epoch, position)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX epoch_reward_contributor ON epoch_reward (contributor)",
 )
 
 _PENDING, _SETTLED, _FAILED = "pending", "settled", "failed"
+_COMMITTED, _SKIPPED = "committed", "skipped"
 
 
 @dataclass(frozen=True)
@@ -217,6 +260,52 @@ class JournalEntry:
     answer: SignedAnswer | None = None
 
 
+@dataclass(frozen=True)
+class EpochCommit:
+    """An epoch as committed on chain: the arguments of ``ReceiptRegistry.commitEpoch``.
+
+    Attributes:
+        epoch, receipts_root, receipt_count, fee_total, rewards_root, rewards_total: what was committed.
+        tx_hash: the commit's transaction; ``None`` when the commitment was found on chain, sent by a run that
+            stopped before journaling it.
+    """
+
+    epoch: int
+    receipts_root: bytes
+    receipt_count: int
+    fee_total: int
+    rewards_root: bytes
+    rewards_total: int
+    tx_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptInclusion:
+    """Where a receipt sits in its committed epoch: what ``DisputeManager.proveInclusion`` and a payer need.
+
+    Attributes:
+        epoch, seq: the receipt's place.
+        leaf: its leaf, ``Receipt.leaf(receipt_domain)``.
+        receipts_root, receipt_count: the epoch's commitment.
+        proof: the Merkle proof from ``leaf`` to ``receipts_root``.
+    """
+
+    epoch: int
+    seq: int
+    leaf: bytes
+    receipts_root: bytes
+    receipt_count: int
+    proof: tuple[bytes, ...]
+
+    def document(self) -> InclusionProof:
+        """The ``inclusion`` of a receipt read (``GET /v1/receipts/{requestId}``)."""
+        return InclusionProof(
+            receipts_root="0x" + self.receipts_root.hex(),
+            receipt_count=self.receipt_count,
+            proof=tuple("0x" + node.hex() for node in self.proof),
+        )
+
+
 class Journal:
     """The journal of one agent in a SQLite file.
 
@@ -238,6 +327,7 @@ class Journal:
         # One thread owns the connection: SQLite calls block, and a connection must stay on one thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._connection: sqlite3.Connection | None = None
+        self._trees: OrderedDict[int, MerkleTree] = OrderedDict()  # committed epochs never change: safe to keep
 
     def __repr__(self) -> str:
         return f"<Journal {self.path} agent={self.agent}>"
@@ -387,6 +477,105 @@ class Journal:
         """The receipts of ``epoch`` in ``seq`` order, as its Merkle tree takes them."""
         return await self._run(lambda connection: _receipts(connection, epoch))
 
+    async def close_due_epoch(self, min_age: float) -> int | None:
+        """Ends the current epoch if its first receipt was signed at least ``min_age`` seconds ago; returns it.
+
+        An epoch without receipts stays open, however old: ReceiptRegistry refuses to commit an empty epoch, and the
+        age of the first receipt bounds how long a receipt waits for its commitment, across restarts.
+
+        Returns:
+            The epoch closed, ``None`` when it is not due.
+        """
+        return await self._write(lambda connection: self._close_due_epoch(connection, min_age))
+
+    async def advance_epoch(self, at_least: int) -> int:
+        """Moves the current epoch up to ``at_least`` when it is below that; returns the current epoch.
+
+        A receipt must never be signed for an epoch the agent can no longer commit (one at or below its latest
+        committed epoch on chain, as after a journal was lost and started afresh): such a receipt could be proven
+        withheld. Receipts already in the epochs passed over stay, for :meth:`uncommitted_epochs` to report.
+        """
+        return await self._write(lambda connection: _advance_epoch(connection, at_least))
+
+    async def uncommitted_epochs(self) -> tuple[int, ...]:
+        """The closed epochs with receipts that were neither committed nor found skipped, oldest first.
+
+        Epochs are committed in order, so only the epochs after the last one journaled are looked at.
+        """
+        return await self._run(_uncommitted_epochs)
+
+    async def epoch_records(self, epoch: int) -> tuple[tuple[SignedReceipt, bytes], ...]:
+        """The receipts of ``epoch`` in ``seq`` order, each with its record (``AnswerRecord.canonical_json()``)."""
+        return await self._run(lambda connection: _epoch_records(connection, epoch))
+
+    async def record_commitment(
+        self, commit: EpochCommit, leaves: Sequence[bytes], rewards: Sequence[tuple[str, int]]
+    ) -> None:
+        """Journals that ``commit`` is on chain, with its trees' leaves, so proofs can be served after a restart.
+
+        Recording the same commitment again changes nothing.
+
+        Args:
+            commit: what the epoch's commitment holds on chain.
+            leaves: the receipts tree's leaves in ``seq`` order.
+            rewards: ``(contributor, amount)`` of each rewards tree leaf, in leaf order.
+
+        Raises:
+            JournalError: the leaves do not match the count, or another commitment of the epoch is journaled.
+        """
+        await self._write(lambda connection: self._record_commitment(connection, commit, leaves, rewards))
+
+    async def record_skipped_epoch(self, epoch: int) -> None:
+        """Journals that ``epoch`` can never be committed (the chain holds a later epoch), so it is not tried again.
+
+        Raises:
+            JournalError: the epoch is journaled as committed.
+        """
+        await self._write(lambda connection: self._record_skipped_epoch(connection, epoch))
+
+    async def commitment(self, epoch: int) -> EpochCommit | None:
+        """The journaled commitment of ``epoch``, ``None`` when it was not committed."""
+        return await self._run(lambda connection: _commitment(connection, epoch))
+
+    async def inclusion(self, request_id: bytes) -> InclusionProof | None:
+        """The inclusion proof of ``request_id``'s receipt, ``None`` until its epoch is committed (or unknown)."""
+        row = await self._run(
+            lambda connection: connection.execute(
+                "SELECT epoch, seq FROM receipt WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        inclusion = await self.inclusion_at(*row)
+        return None if inclusion is None else inclusion.document()
+
+    async def inclusion_at(self, epoch: int, seq: int) -> ReceiptInclusion | None:
+        """The place of receipt ``seq`` of ``epoch`` in its committed receipts tree, ``None`` when there is none."""
+        tree = self._trees.get(epoch)
+        if tree is None:
+            leaves = await self._run(lambda connection: _leaves(connection, epoch))
+            if not leaves:
+                return None
+            # A hash per receipt: off the event loop, and off the journal's thread that requests wait on.
+            tree = await asyncio.to_thread(MerkleTree, leaves)
+            self._trees[epoch] = tree
+            if len(self._trees) > _CACHED_TREES:
+                self._trees.popitem(last=False)
+        else:
+            self._trees.move_to_end(epoch)
+        if not 0 <= seq < len(tree):
+            return None
+        return ReceiptInclusion(epoch, seq, tree.leaves[seq], tree.root, len(tree), tuple(tree.proof(seq)))
+
+    async def reward_claims(self, contributor: str) -> list[tuple[str, int, int, list[bytes]]]:
+        """``(agent, epoch, amount, proof)`` of ``contributor``'s reward in every committed epoch that has one.
+
+        Each fits ``StakingClient.claim_rewards(contributor, claims)``; whether it was claimed already, or its epoch's
+        challenge window is still open, is the chain's to say.
+        """
+        address = to_checksum_address(contributor)
+        return await self._run(lambda connection: _reward_claims(connection, self.agent, address))
+
     # -- settlement --------------------------------------------------------------------------------------------
 
     async def pending_authorizations(self) -> tuple[AcceptedAuthorization, ...]:
@@ -420,6 +609,15 @@ class Journal:
             UnknownRequestError: the journal holds no such voucher.
         """
         await self._write(lambda connection: self._mark_claimed(connection, voucher))
+
+    async def mark_voucher_unclaimable(self, voucher: AcceptedVoucher, failure: str) -> None:
+        """Records that ``voucher``'s channel can no longer be claimed (the payer withdrew it) and why; its vouchers
+        leave :meth:`claimable_vouchers`.
+
+        Raises:
+            UnknownRequestError: the journal holds no such voucher.
+        """
+        await self._write(lambda connection: self._mark_voucher_unclaimable(connection, voucher, failure))
 
     # -- the connection ----------------------------------------------------------------------------------------
 
@@ -617,6 +815,84 @@ class Journal:
         _log.info("closed epoch %d", epoch)
         return epoch
 
+    def _close_due_epoch(self, connection: sqlite3.Connection, min_age: float) -> int | None:
+        (first,) = connection.execute(
+            "SELECT MIN(signed_at) FROM receipt WHERE epoch = ?", (_epoch(connection),)
+        ).fetchone()
+        if first is None or time.time() - first < min_age:
+            return None
+        return self._close_epoch(connection)
+
+    def _record_commitment(
+        self,
+        connection: sqlite3.Connection,
+        commit: EpochCommit,
+        leaves: Sequence[bytes],
+        rewards: Sequence[tuple[str, int]],
+    ) -> None:
+        if len(leaves) != commit.receipt_count:
+            raise JournalError(
+                self.path, f"epoch {commit.epoch} commits {commit.receipt_count} receipts but has {len(leaves)} leaves"
+            )
+        journaled = _commitment(connection, commit.epoch)
+        if journaled is not None:
+            if _same_commitment(journaled, commit):
+                return
+            raise JournalError(self.path, f"epoch {commit.epoch} is journaled as {journaled}, not {commit}")
+        self._check_not_skipped(connection, commit.epoch)
+        connection.execute(
+            "INSERT INTO epoch_commitment VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                commit.epoch,
+                _COMMITTED,
+                commit.receipts_root,
+                commit.receipt_count,
+                str(commit.fee_total),
+                commit.rewards_root,
+                str(commit.rewards_total),
+                commit.tx_hash,
+                time.time(),
+            ),
+        )
+        connection.executemany(
+            "INSERT INTO receipt_leaf VALUES (?, ?, ?)", [(commit.epoch, seq, leaf) for seq, leaf in enumerate(leaves)]
+        )
+        connection.executemany(
+            "INSERT INTO epoch_reward VALUES (?, ?, ?, ?)",
+            [
+                (commit.epoch, position, to_checksum_address(contributor), str(amount))
+                for position, (contributor, amount) in enumerate(rewards)
+            ],
+        )
+
+    def _record_skipped_epoch(self, connection: sqlite3.Connection, epoch: int) -> None:
+        if _commitment(connection, epoch) is not None:
+            raise JournalError(self.path, f"epoch {epoch} is journaled as committed")
+        connection.execute(
+            "INSERT OR IGNORE INTO epoch_commitment (epoch, status, recorded_at) VALUES (?, ?, ?)",
+            (epoch, _SKIPPED, time.time()),
+        )
+
+    def _check_not_skipped(self, connection: sqlite3.Connection, epoch: int) -> None:
+        if connection.execute(
+            "SELECT 1 FROM epoch_commitment WHERE epoch = ? AND status = ?", (epoch, _SKIPPED)
+        ).fetchone():
+            raise JournalError(self.path, f"epoch {epoch} is journaled as skipped")
+
+    def _mark_voucher_unclaimable(
+        self, connection: sqlite3.Connection, accepted: AcceptedVoucher, failure: str
+    ) -> None:
+        voucher = accepted.voucher
+        if not connection.execute(
+            "SELECT 1 FROM channel_voucher WHERE request_id = ? AND channel_id = ?",
+            (accepted.request_id, voucher.channel_id),
+        ).fetchone():
+            raise UnknownRequestError(self.path, accepted.request_id)
+        connection.execute(
+            "INSERT OR REPLACE INTO voucher_failure VALUES (?, ?, ?, ?)",
+            (voucher.channel_id, str(voucher.cumulative_amount), failure, time.time()),
+        )
+
     def _mark_claimed(self, connection: sqlite3.Connection, accepted: AcceptedVoucher) -> None:
         voucher = accepted.voucher
         row = connection.execute(
@@ -787,6 +1063,70 @@ def _claimable_vouchers(connection: sqlite3.Connection) -> tuple[AcceptedVoucher
     rows = connection.execute(
         "SELECT p.request_id, p.request_hash, p.payer, p.amount, v.channel_id, v.cumulative_amount, v.signature, "
         "c.claimed FROM channel c JOIN channel_voucher v ON v.id = c.latest "
-        "JOIN payment p ON p.request_id = v.request_id ORDER BY c.channel_id"
+        "JOIN payment p ON p.request_id = v.request_id "
+        "WHERE c.channel_id NOT IN (SELECT channel_id FROM voucher_failure) ORDER BY c.channel_id"
     )
     return tuple(_voucher(row[:7]) for row in rows if int(row[5]) > int(row[7]))
+
+
+def _advance_epoch(connection: sqlite3.Connection, at_least: int) -> int:
+    epoch = _epoch(connection)
+    if epoch >= at_least:
+        return epoch
+    connection.execute("UPDATE journal_meta SET value = ? WHERE key = 'epoch'", (str(at_least),))
+    _log.warning("moved the current epoch from %d to %d: the chain has committed epochs up to it", epoch, at_least)
+    return at_least
+
+
+def _uncommitted_epochs(connection: sqlite3.Connection) -> tuple[int, ...]:
+    rows = connection.execute(
+        "SELECT DISTINCT epoch FROM receipt WHERE epoch < ? "
+        "AND epoch > (SELECT COALESCE(MAX(epoch), 0) FROM epoch_commitment) ORDER BY epoch",
+        (_epoch(connection),),
+    )
+    return tuple(epoch for (epoch,) in rows)
+
+
+def _epoch_records(connection: sqlite3.Connection, epoch: int) -> tuple[tuple[SignedReceipt, bytes], ...]:
+    rows = connection.execute(f"{_RECEIPT_SELECT} WHERE epoch = ? ORDER BY seq", (epoch,))
+    return tuple((_signed_receipt(row), row[13]) for row in rows)
+
+
+def _commitment(connection: sqlite3.Connection, epoch: int) -> EpochCommit | None:
+    row = connection.execute(
+        "SELECT receipts_root, receipt_count, fee_total, rewards_root, rewards_total, tx_hash FROM epoch_commitment "
+        "WHERE epoch = ? AND status = ?",
+        (epoch, _COMMITTED),
+    ).fetchone()
+    if row is None:
+        return None
+    receipts_root, count, fee_total, rewards_root, rewards_total, tx_hash = row
+    return EpochCommit(epoch, receipts_root, count, int(fee_total), rewards_root, int(rewards_total), tx_hash)
+
+
+def _same_commitment(a: EpochCommit, b: EpochCommit) -> bool:
+    """Whether two commitments put the same thing on chain, whichever transaction (if known) did it."""
+    return (a.receipts_root, a.receipt_count, a.fee_total, a.rewards_root, a.rewards_total) == (
+        b.receipts_root, b.receipt_count, b.fee_total, b.rewards_root, b.rewards_total,
+    )  # fmt: skip
+
+
+def _leaves(connection: sqlite3.Connection, epoch: int) -> list[bytes]:
+    rows = connection.execute("SELECT leaf FROM receipt_leaf WHERE epoch = ? ORDER BY seq", (epoch,))
+    return [leaf for (leaf,) in rows]
+
+
+def _reward_claims(
+    connection: sqlite3.Connection, agent: str, contributor: str
+) -> list[tuple[str, int, int, list[bytes]]]:
+    claims: list[tuple[str, int, int, list[bytes]]] = []
+    rewarded = connection.execute(
+        "SELECT epoch, position FROM epoch_reward WHERE contributor = ? ORDER BY epoch", (contributor,)
+    ).fetchall()
+    for epoch, position in rewarded:
+        leaves = connection.execute(
+            "SELECT contributor, amount FROM epoch_reward WHERE epoch = ? ORDER BY position", (epoch,)
+        ).fetchall()
+        tree = MerkleTree([reward_leaf(address, int(amount)) for address, amount in leaves])
+        claims.append((agent, epoch, int(leaves[position][1]), tree.proof(position)))
+    return claims

@@ -262,6 +262,27 @@ class PaymentVerifier:
 
     # -- checking a payment ------------------------------------------------------------------------------------
 
+    def payer_of(self, header: str) -> tuple[str, bytes]:
+        """Who signed the payment in the ``PAYMENT-SIGNATURE`` value ``header``, and the signature.
+
+        Only the signature is checked here, not the payment: it names who sends the request, so that request ids
+        can be scoped to their payer before the journal is consulted.
+
+        Raises:
+            MalformedPaymentError: the header is not a payment payload.
+            InvalidSignatureError: the signature is malformed, or (``exact``) not the ``from`` account's.
+        """
+        payload = _decode(header)
+        if isinstance(payload, ExactPaymentPayload):
+            signed = payload.payload.authorization
+            authorization = TransferWithAuthorization(
+                signed.from_, signed.to, signed.value, signed.valid_after, signed.valid_before, signed.nonce
+            )
+            _require_signer(self._token, authorization, payload.payload.signature, signed.from_)
+            return signed.from_, payload.payload.signature
+        voucher = Voucher(payload.payload.channel_id, payload.payload.cumulative_amount)
+        return _signer(self._channels, voucher, payload.payload.signature), payload.payload.signature
+
     async def verify(self, header: str, *, price: int, request_id: bytes, request_hash: bytes) -> AcceptedPayment:
         """Checks the ``PAYMENT-SIGNATURE`` value ``header`` as payment of ``price`` wei and journals it.
 
@@ -300,10 +321,7 @@ class PaymentVerifier:
         return payment
 
     async def _accept(self, header: str, price: int, request_id: bytes, request_hash: bytes) -> AcceptedPayment:
-        try:
-            payload = decode_payment_payload(header)
-        except HeaderError as exc:
-            raise MalformedPaymentError(exc.reason, str(exc)) from exc
+        payload = _decode(header)
         if payload.accepted.network != self.network:
             raise PaymentMismatchError(
                 FailureReason.WRONG_CHAIN, "accepted.network", self.network, payload.accepted.network
@@ -426,18 +444,34 @@ def _checksummed(domain: Domain) -> Domain:
     return dataclasses.replace(domain, verifying_contract=to_checksum_address(domain.verifying_contract))
 
 
-def _require_signer(domain: Domain, message: TypedMessage, signature: bytes, expected: str) -> None:
-    """Raises unless ``signature`` (65 bytes) is ``expected``'s over ``message``, in the form the contracts take.
+def _decode(header: str) -> ExactPaymentPayload | ChannelPaymentPayload:
+    try:
+        return decode_payment_payload(header)
+    except HeaderError as exc:
+        raise MalformedPaymentError(exc.reason, str(exc)) from exc
+
+
+def _signer(domain: Domain, message: TypedMessage, signature: bytes, expected: str = "the payer") -> str:
+    """The account whose ``signature`` (65 bytes) is over ``message``, in the form the contracts take.
 
     OpenZeppelin's ECDSA refuses ``v`` other than 27 or 28 and a high ``s``; eth-account recovers from both, so an
     agent checking with it alone would accept payments it can never collect.
+
+    Raises:
+        InvalidSignatureError: the signature is not canonical or yields no signer (``expected`` names who should
+            have signed, for the message).
     """
     r, s, v = int.from_bytes(signature[:32]), int.from_bytes(signature[32:64]), signature[64]
     if v not in (27, 28) or r == 0 or not 0 < s <= _HALF_ORDER:
         raise InvalidSignatureError(expected, "not a canonical ECDSA signature (v 27 or 28, low s)")
     try:
-        signer = recover(domain, message, signature)
+        return recover(domain, message, signature)
     except (BadSignature, ValueError) as exc:
         raise InvalidSignatureError(expected, "no signer can be recovered from it") from exc
+
+
+def _require_signer(domain: Domain, message: TypedMessage, signature: bytes, expected: str) -> None:
+    """Raises :class:`InvalidSignatureError` unless ``signature`` is ``expected``'s over ``message``."""
+    signer = _signer(domain, message, signature, expected)
     if signer != expected:
         raise InvalidSignatureError(expected, f"it was signed by {signer}")

@@ -25,6 +25,7 @@ from staking import (
 )
 from staking.devnet import account_count, devnet_account, load_devnet, start_devnet_suite
 
+from .agent_cli import agent, call
 from .datanet_cli import datanet
 from .demo import run_demo
 from .model_cli import model, vllm
@@ -57,6 +58,8 @@ def main() -> None:
     """Stake OPEN, serve paid and verifiable inference, audit and slash."""
 
 
+main.add_command(agent)
+main.add_command(call)
 main.add_command(datanet)
 main.add_command(model)
 main.add_command(vllm)

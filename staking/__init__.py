@@ -48,7 +48,7 @@ from .events import (
 )
 from .keys import KEYSTORE_PASSWORD_ENV, account_from_env, create_keystore, load_keystore
 from .merkle import MerkleTree
-from .settings import ChainSettings
+from .settings import ChainSettings, TomlTableSettings
 from .transactions import Transactor, connect, decode_revert
 from .types import (
     AgentInfo,
@@ -115,6 +115,7 @@ __all__ = [
     "StakedError",
     "StakingClient",
     "StreamItem",
+    "TomlTableSettings",
     "TransactionTimeoutError",
     "Transactor",
     "TransferWithAuthorization",

@@ -218,6 +218,16 @@ class StakingClient:
     async def operator_of_signer(self, signer: str) -> str:
         return str(await self.staking.functions.operatorOfSigner(signer).call())
 
+    async def is_active(self, operator: str, role: Role) -> bool:
+        """Whether ``operator`` holds at least the minimum stake of ``role`` (and, as an agent, is registered)."""
+        function = (
+            self.staking.functions.isActiveAgent if role is Role.AGENT else self.staking.functions.isActiveValidator
+        )
+        return bool(await function(operator).call())
+
+    async def minimum_stake(self, role: Role) -> int:
+        return int(await self.staking.functions.minimumStake(role).call())
+
     async def total_active_stake(self, role: Role) -> int:
         return int(await self.staking.functions.totalActiveStake(role).call())
 

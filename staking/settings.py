@@ -16,14 +16,14 @@ from __future__ import annotations
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["ChainSettings"]
+__all__ = ["ChainSettings", "TomlTableSettings"]
 
 # The file `ChainSettings.load` reads; a context variable so concurrent loads of different files cannot mix.
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("staked_config_file", default=None)
@@ -56,21 +56,13 @@ class _TomlTable(PydanticBaseSettingsSource):
         return table
 
 
-class ChainSettings(BaseSettings):
-    """How a process reaches the chain and signs. One instance per process, built by :meth:`load`."""
+class TomlTableSettings(BaseSettings):
+    """Settings read from one table of a TOML file (``toml_table``), overridden by environment variables.
 
-    model_config = SettingsConfigDict(env_prefix="STAKED_", extra="forbid", frozen=True)
+    Subclasses name their table and their environment prefix; :meth:`load` reads both.
+    """
 
-    rpc_url: str = Field("http://127.0.0.1:8545", pattern=r"^(https?|wss?)://", description="JSON-RPC endpoint")
-    deployment_file: Path = Field(Path(".staked/deployment.json"), description="written by deploy/devnet")
-    keystore: Path | None = Field(None, description="encrypted JSON keystore of the signing account")
-    private_key_env: str | None = Field(
-        None, description="name of an environment variable holding a private key (development only)"
-    )
-    confirmations: int = Field(0, ge=0, le=64, description="blocks to wait after inclusion")
-    gas_margin: float = Field(1.2, ge=1.0, le=3.0, description="factor over the gas estimate")
-    poll_interval: float = Field(0.05, gt=0, le=10, description="seconds between receipt polls")
-    receipt_timeout: float = Field(120.0, gt=0, description="seconds to wait for inclusion")
+    toml_table: ClassVar[str]
 
     @classmethod
     def settings_customise_sources(
@@ -81,7 +73,7 @@ class ChainSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _TomlTable(settings_cls, "chain")
+        return init_settings, env_settings, _TomlTable(settings_cls, cls.toml_table)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Self:
@@ -94,6 +86,24 @@ class ChainSettings(BaseSettings):
         try:
             return cls()
         except ValidationError as exc:
-            raise ConfigError(f"invalid chain settings: {exc}") from exc
+            raise ConfigError(f"invalid [{cls.toml_table}] settings: {exc}") from exc
         finally:
             _CONFIG_FILE.reset(token)
+
+
+class ChainSettings(TomlTableSettings):
+    """How a process reaches the chain and signs. One instance per process, built by :meth:`load`."""
+
+    model_config = SettingsConfigDict(env_prefix="STAKED_", extra="forbid", frozen=True)
+    toml_table: ClassVar[str] = "chain"
+
+    rpc_url: str = Field("http://127.0.0.1:8545", pattern=r"^(https?|wss?)://", description="JSON-RPC endpoint")
+    deployment_file: Path = Field(Path(".staked/deployment.json"), description="written by deploy/devnet")
+    keystore: Path | None = Field(None, description="encrypted JSON keystore of the signing account")
+    private_key_env: str | None = Field(
+        None, description="name of an environment variable holding a private key (development only)"
+    )
+    confirmations: int = Field(0, ge=0, le=64, description="blocks to wait after inclusion")
+    gas_margin: float = Field(1.2, ge=1.0, le=3.0, description="factor over the gas estimate")
+    poll_interval: float = Field(0.05, gt=0, le=10, description="seconds between receipt polls")
+    receipt_timeout: float = Field(120.0, gt=0, description="seconds to wait for inclusion")

@@ -3,8 +3,10 @@
 The agent funds ``rewardsTotal = feeTotal * attributionBps // 10_000`` at commit (the least the registry accepts,
 floor division as on chain). That total is split among contributors in proportion to
 ``sum(fee * bps)`` over the epoch's receipts: each paid answer passes on its fee's share to the contributors it drew
-on, by their basis points. Receipts whose answers drew on no data credit nobody: the total then goes to the
-contributors of the other receipts, so every funded wei can be claimed. The split is exact (integers and fractions)
+on, by their basis points. An answer that drew on no data passes its share to ``unattributed``: the owner of the
+first datanet registered with the model (its curator), which the agent and every validator read from
+DatanetRegistry alike. Without one, such answers credit nobody and the total goes to the contributors of the other
+receipts, so every funded wei can be claimed. The split is exact (integers and fractions)
 and rounded once, by the largest remainder method with ties to the lower address, so the amounts add up to exactly
 ``rewardsTotal`` and every validator computes the same tree.
 
@@ -21,7 +23,7 @@ from staking.merkle import MerkleTree, reward_leaf
 
 from ._apportion import apportion
 from .errors import RewardsError
-from .protocol import BPS, Attribution
+from .protocol import BPS, Attribution, ContributorWeight
 
 __all__ = ["EpochRewards", "epoch_rewards"]
 
@@ -83,12 +85,15 @@ class EpochRewards:
         return agent, epoch, self.amount_of(contributor), proof
 
 
-def epoch_rewards(receipts: Iterable[tuple[int, Attribution]], *, attribution_bps: int) -> EpochRewards:
+def epoch_rewards(
+    receipts: Iterable[tuple[int, Attribution]], *, attribution_bps: int, unattributed: str | None = None
+) -> EpochRewards:
     """The rewards of an epoch from its receipts' ``(fee, attribution)`` pairs.
 
     Args:
         receipts: every receipt of the epoch: its fee (wei) and its attribution.
         attribution_bps: the registry's ``attributionBps`` (the share of fees owed to contributors).
+        unattributed: who is credited with the share of answers that drew on no data (checksummed address).
 
     Raises:
         RewardsError: a negative fee, ``attribution_bps`` outside 0..10,000, or rewards are owed but no receipt
@@ -102,7 +107,10 @@ def epoch_rewards(receipts: Iterable[tuple[int, Attribution]], *, attribution_bp
         if fee < 0:
             raise RewardsError(f"a receipt has a negative fee ({fee})")
         fee_total += fee
-        for weight in attribution.weights:
+        credited = attribution.weights
+        if not credited and unattributed is not None:
+            credited = (ContributorWeight(contributor=unattributed, bps=BPS),)
+        for weight in credited:
             weights[weight.contributor] = weights.get(weight.contributor, 0) + fee * weight.bps
     rewards_total = fee_total * attribution_bps // BPS
     if rewards_total == 0:

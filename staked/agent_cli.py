@@ -1,0 +1,187 @@
+"""``staked agent serve`` runs an agent host; ``staked call`` pays an agent from the shell.
+
+Both read one TOML file: ``[chain]`` (:class:`staking.ChainSettings`, whose key is the operator's for ``serve``
+and the payer's for ``call``) and, for ``serve``, ``[agent]`` (:class:`runtime.config.AgentSettings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from eth_account.signers.local import LocalAccount
+from pydantic import JsonValue
+
+from runtime.client import DEFAULT_STORE, AgentClient, ChannelAccount, PaidCall
+from runtime.config import AgentSettings
+from runtime.protocol import Scheme
+from runtime.serve import run_until_signal
+from staking import ChainSettings, ConfigError, StakedError, StakingClient, format_open, to_wei_open
+from staking.devnet import devnet_account, load_devnet
+
+__all__ = ["agent", "call"]
+
+_T = TypeVar("_T")
+_DEVNET_FILE = Path(".staked/devnet.json")
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@click.group()
+def agent() -> None:
+    """Serve an agent: paid HTTP inference with a signed receipt for every answer."""
+
+
+@agent.command()
+@click.option(
+    "--config",
+    "config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file with [chain] (the operator's key) and [agent] tables; STAKED_* variables override it",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="what the host logs to stderr",
+)
+def serve(config: Path, log_level: str) -> None:
+    """Serve the agent CONFIG names until Ctrl-C or SIGTERM, then drain requests and stop.
+
+    Before serving it checks that vLLM serves the agent's model and that the operator is registered with this
+    signer and staked above the minimum (registering and staking when [agent] stake is set).
+    """
+    logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
+
+    async def run() -> None:
+        await run_until_signal(AgentSettings.load(config), ChainSettings.load(config))
+
+    _run(run())
+
+
+@click.command()
+@click.argument("url")
+@click.argument("skill")
+@click.argument("input_json", metavar="JSON")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file with a [chain] table (the payer's key); STAKED_* environment variables override it",
+)
+@click.option("--account", "account_name", default=None, help="a devnet account name (payer-1, ...) to pay from")
+@click.option(
+    "--scheme",
+    type=click.Choice(["channel", "exact"]),
+    default="channel",
+    show_default=True,
+    help="pay from a payment channel, or with one EIP-3009 authorization per call",
+)
+@click.option(
+    "--deposit",
+    default="1",
+    show_default=True,
+    help="OPEN a new channel is opened with, and topped up by when it runs out",
+)
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="the SQLite file of receipts and channel state",
+)
+@click.option("--idempotency-key", help="names the call: the same key again returns the same answer, charged once")
+@click.option("--json", "as_json", is_flag=True, help="print the output, receipt, price and settlement as JSON")
+def call(
+    url: str,
+    skill: str,
+    input_json: str,
+    config: Path | None,
+    account_name: str | None,
+    scheme: str,
+    deposit: str,
+    store: Path,
+    idempotency_key: str | None,
+    as_json: bool,
+) -> None:
+    """Call SKILL of the agent at URL with the input JSON ('-' reads it from stdin), paying as it asks.
+
+    Prints the output, the receipt (verified against the agent's registration on chain and kept in the store for
+    disputes) and the price.
+    """
+    try:
+        payload: JsonValue = json.loads(sys.stdin.read() if input_json == "-" else input_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="JSON") from exc
+    try:
+        deposit_wei = to_wei_open(deposit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--deposit") from exc
+
+    async def pay() -> tuple[PaidCall, ChannelAccount | None]:
+        client, wallet = await _payer(config, account_name)
+        try:
+            async with AgentClient(
+                url, wallet, chain=client, scheme=Scheme(scheme), deposit=deposit_wei, store=store
+            ) as agent_client:
+                paid = await agent_client.call(skill, payload, idempotency_key=idempotency_key)
+                return paid, await agent_client.channel_account()
+        finally:
+            await client.w3.provider.disconnect()
+
+    paid, channel = _run(pay())
+    if as_json:
+        document = {
+            "request_id": paid.request_id,
+            "skill": paid.skill,
+            "output": paid.output,
+            "price": str(paid.price),
+            "scheme": paid.scheme.value,
+            "receipt": paid.receipt.model_dump(mode="json", by_alias=True),
+            "settlement": paid.settlement.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        if channel is not None and paid.scheme is Scheme.CHANNEL:
+            document["channel"] = {
+                "id": "0x" + channel.channel_id.hex(),
+                "deposit": str(channel.deposit),
+                "paid": str(channel.paid),
+            }
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(json.dumps(paid.output, indent=2, ensure_ascii=False))
+    paid_by = paid.scheme.value
+    if paid.scheme is Scheme.CHANNEL and channel is not None:
+        left = f"{format_open(channel.remaining)} of {format_open(channel.deposit)} OPEN left"
+        paid_by += f" 0x{channel.channel_id.hex()} ({left})"
+    click.echo(f"price: {format_open(paid.price)} OPEN, paid by {paid_by}")
+    click.echo(f"receipt (verified, stored in {store}):")
+    click.echo(json.dumps(paid.receipt.model_dump(mode="json", by_alias=True), indent=2))
+
+
+async def _payer(config: Path | None, account_name: str | None) -> tuple[StakingClient, LocalAccount]:
+    """The payer's staking client and key: a devnet account by name, or the key the ``[chain]`` settings name."""
+    settings = ChainSettings.load(config)
+    account = devnet_account(load_devnet(_DEVNET_FILE), account_name) if account_name else None
+    client = await StakingClient.from_settings(settings, account)
+    if client.account is None:
+        await client.w3.provider.disconnect()
+        raise ConfigError("paying needs the payer's key: set keystore in [chain], or pass --account NAME")
+    return client, client.account
+
+
+def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Runs a coroutine; our errors end the command with their message, Ctrl-C ends it quietly."""
+    try:
+        return asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except StakedError as exc:
+        raise click.ClickException(str(exc)) from exc
