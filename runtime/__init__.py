@@ -51,24 +51,8 @@ if TYPE_CHECKING:
         ErrorBody,
         SkillResponse,
     )
-    from .app import (
-        create_app,
-    )
-    from .client import (
-        AgentClient,
-        AgentClientError,
-        AgentHTTPError,
-        AgentUnavailableError,
-        ChannelAccount,
-        PaidCall,
-        PayingTransport,
-        PaymentDeclinedError,
-        PaymentRefusedError,
-        ReceiptStoreError,
-        ReceiptVerificationError,
-        StoredReceipt,
-        UntrustedAgentError,
-    )
+    from .app import create_app
+    from .client import AgentClient, PaidCall, PayingTransport
     from .config import AgentSettings
     from .epochs import (
         ClaimResult,
@@ -78,19 +62,27 @@ if TYPE_CHECKING:
         SettlementResult,
     )
     from .errors import (
+        AgentClientError,
+        AgentHTTPError,
+        AgentUnavailableError,
         ChannelStateError,
         InsufficientFundsError,
         InvalidSignatureError,
         JournalError,
         MalformedPaymentError,
         PaymentAmountError,
+        PaymentDeclinedError,
         PaymentError,
         PaymentMismatchError,
+        PaymentRefusedError,
         PaymentWindowError,
+        ReceiptStoreError,
+        ReceiptVerificationError,
         ReplayedPaymentError,
         RequestConflictError,
         StaleVoucherError,
         UnknownRequestError,
+        UntrustedAgentError,
     )
     from .host import (
         AgentHost,
@@ -118,6 +110,7 @@ if TYPE_CHECKING:
         channel_payment_payload,
         exact_payment_payload,
     )
+    from .receipt_store import ChannelAccount, StoredReceipt
     from .serve import (
         AgentService,
     )
@@ -213,7 +206,8 @@ __all__ = [
 
 # The modules behind the names that pull in the staking client (web3, aiohttp); imported on first use (PEP 562).
 _HEAVY_MODULES = (
-    ".errors", ".journal", ".payments", ".api", ".app", ".client", ".config", ".epochs", ".host", ".metrics", ".serve",
+    ".errors", ".journal", ".payments", ".api", ".app", ".client", ".config", ".epochs", ".host", ".metrics",
+    ".receipt_store", ".serve",
 )  # fmt: skip
 
 

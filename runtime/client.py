@@ -43,16 +43,7 @@ What a receipt must say
     :meth:`AgentClient.fetch_record` holds it). A receipt that fails a check is stored all the same, since it is
     evidence for a dispute, then :class:`ReceiptVerificationError` is raised and the client pays that agent no more.
 
-Errors, under :class:`staking.errors.StakedError`::
-
-    AgentClientError
-    ├── AgentUnavailableError (ConnectionError)   the agent did not answer, after retries with the same key
-    ├── AgentHTTPError                            the agent answered an error: status, code, message, details
-    │   └── PaymentRefusedError                       a 402 the client cannot fix by itself (``reason``)
-    ├── PaymentDeclinedError                      the client will not pay what the agent asks
-    ├── UntrustedAgentError                       the card does not match the chain, or a receipt failed before
-    ├── ReceiptVerificationError (ValueError)     a receipt does not commit to the call: ``problems``
-    └── ReceiptStoreError                         the local SQLite store failed
+Errors: :class:`~runtime.errors.AgentClientError` and its subclasses (see :mod:`runtime.errors`).
 """
 
 from __future__ import annotations
@@ -63,11 +54,9 @@ import binascii
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,17 +82,25 @@ from agents.record import (
 from staking import merkle
 from staking.client import StakingClient
 from staking.eip712 import Domain, Voucher, recover
-from staking.errors import ConfigError, StakedError
-from staking.types import Channel, ChannelState
+from staking.errors import ConfigError
+from staking.types import ChannelState
 from staking.units import to_wei_open
 
 from .api import IDEMPOTENCY_KEY_HEADER, RECEIPT_HEADER, AgentCard, ChatCompletion, ErrorBody, SkillResponse
+from .errors import (
+    AgentClientError,
+    AgentHTTPError,
+    AgentUnavailableError,
+    PaymentDeclinedError,
+    PaymentRefusedError,
+    ReceiptVerificationError,
+    UntrustedAgentError,
+)
 from .payments import channel_payment_payload, exact_payment_payload
 from .protocol import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
     PAYMENT_SIGNATURE_HEADER,
-    ChannelPaymentPayload,
     ChannelRequirements,
     ExactRequirements,
     FailureReason,
@@ -112,28 +109,18 @@ from .protocol import (
     ResourceInfo,
     Scheme,
     SettlementResponse,
-    decode_payment_payload,
     decode_payment_required,
     decode_settlement_response,
     encode_header,
 )
+from .receipt_store import ChannelAccount, ReceiptStore, SentPayment, StoredReceipt
 
 __all__ = [
     "DEFAULT_DEPOSIT",
     "DEFAULT_STORE",
     "AgentClient",
-    "AgentClientError",
-    "AgentHTTPError",
-    "AgentUnavailableError",
-    "ChannelAccount",
     "PaidCall",
     "PayingTransport",
-    "PaymentDeclinedError",
-    "PaymentRefusedError",
-    "ReceiptStoreError",
-    "ReceiptVerificationError",
-    "StoredReceipt",
-    "UntrustedAgentError",
 ]
 
 _log = logging.getLogger(__name__)
@@ -166,87 +153,6 @@ _SKILLS_PATH: Final = "/v1/skills/"
 _CHAT_SKILL: Final = "chat"
 
 
-# -- errors -----------------------------------------------------------------------------------------------------
-
-
-class AgentClientError(StakedError):
-    """The paying client failed (see the tree in the module docstring)."""
-
-
-class AgentUnavailableError(AgentClientError, ConnectionError):
-    """The agent at ``url`` did not answer: ``reason`` says how the last attempt failed."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"agent {url} is unavailable: {reason}")
-        self.url = url
-        self.reason = reason
-
-
-class AgentHTTPError(AgentClientError):
-    """The agent answered ``status`` with its error envelope.
-
-    Attributes:
-        status: the HTTP status.
-        code: the agent's stable error code (``unknown_skill``, ``invalid_input``, ``model_unavailable``, ...).
-        details: the structured fields of the error, as the agent sent them.
-    """
-
-    def __init__(self, status: int, code: str, message: str, details: dict[str, str] | None = None) -> None:
-        super().__init__(f"agent answered {status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.details = details or {}
-
-
-class PaymentRefusedError(AgentHTTPError):
-    """The agent refused the payment (``402``) for a reason the client cannot fix by itself, such as
-    ``insufficient_funds``; :attr:`reason` is the :class:`~runtime.protocol.FailureReason` when it is one."""
-
-    @property
-    def reason(self) -> FailureReason | None:
-        try:
-            return FailureReason(self.code)
-        except ValueError:
-            return None
-
-
-class PaymentDeclinedError(AgentClientError):
-    """The client will not pay what the agent asks: no requirement of the chosen scheme, another chain, token,
-    channels contract or payee than the card's, or a price above the card's."""
-
-
-class UntrustedAgentError(AgentClientError):
-    """The agent's card does not match the chain (not an active agent, another signer, chain or receipt domain),
-    it claims more than the payer signed, or one of its receipts failed verification before."""
-
-
-class ReceiptVerificationError(AgentClientError, ValueError):
-    """A paid answer's receipt does not commit to what was asked, answered and paid.
-
-    The receipt and the answer are in the store all the same: they are the payer's evidence.
-
-    Attributes:
-        request_id: the answer's request id (``0x`` hex).
-        problems: every failed check, in words.
-        receipt: the receipt as received, when one could be read.
-    """
-
-    def __init__(self, request_id: str, problems: tuple[str, ...], receipt: SignedReceiptDocument | None) -> None:
-        super().__init__(f"receipt of request {request_id} failed verification: {'; '.join(problems)}")
-        self.request_id = request_id
-        self.problems = problems
-        self.receipt = receipt
-
-
-class ReceiptStoreError(AgentClientError):
-    """The store at ``path`` could not be read or written: ``reason`` says why."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"receipt store {path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
 # -- results ----------------------------------------------------------------------------------------------------
 
 
@@ -277,77 +183,11 @@ class PaidCall:
 
 
 @dataclass(frozen=True)
-class StoredReceipt:
-    """A receipt in the store, with what a dispute needs beside it.
-
-    Attributes:
-        request_id: the receipt's ``requestId``.
-        agent: the agent's operator.
-        payer: the wallet that paid.
-        skill: the skill called (``chat`` for plain chat).
-        scheme: how it was paid.
-        receipt: the receipt as received.
-        request: the request body as sent.
-        response: the response body as received.
-        problems: the failed checks; empty when the receipt was verified.
-        record: the answer record, once read with :meth:`AgentClient.fetch_record` (JSON).
-        stored_at: unix time.
-    """
-
-    request_id: str
-    agent: str
-    payer: str
-    skill: str
-    scheme: Scheme
-    receipt: SignedReceiptDocument
-    request: bytes
-    response: bytes
-    problems: tuple[str, ...]
-    record: bytes | None
-    stored_at: float
-
-    @property
-    def verified(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class ChannelAccount:
-    """The payer's view of its channel to the agent (wei).
-
-    Attributes:
-        channel_id: the channel.
-        deposit: what the channel holds on chain.
-        paid: the cumulative amount the agent accepted last.
-        signed: the largest cumulative amount the payer ever signed: what the agent can claim at most.
-    """
-
-    channel_id: bytes
-    deposit: int
-    paid: int
-    signed: int
-
-    @property
-    def remaining(self) -> int:
-        """What further vouchers can still pay before a top-up."""
-        return self.deposit - self.paid
-
-
-@dataclass(frozen=True)
-class _Sent:
-    """A payment as sent for one logical call (and resent on every retry of it)."""
-
-    header: str
-    amount: int
-    voucher: Voucher | None
-
-
-@dataclass(frozen=True)
 class _Exchange:
     """The agent's last answer to a paid request, and the payment it answered."""
 
     response: httpx.Response
-    sent: _Sent
+    sent: SentPayment
 
 
 @dataclass(frozen=True)
@@ -411,7 +251,7 @@ class AgentClient:
         self.chain = chain
         self.scheme = Scheme(scheme)
         self.deposit = deposit
-        self._store = _Store(Path(store))
+        self._store = ReceiptStore(Path(store))
         self._timeout = timeout
         self._http_transport = http_transport
         self._base = httpx.URL(self.url)
@@ -659,7 +499,7 @@ class AgentClient:
 
     async def _new_payment(
         self, requirements: ExactRequirements | ChannelRequirements, resource: ResourceInfo
-    ) -> _Sent:
+    ) -> SentPayment:
         if isinstance(requirements, ChannelRequirements):
             channel_id = await self._open_channel(requirements.amount)
             cumulative = await self._store.reserve(channel_id, requirements.amount)
@@ -675,14 +515,14 @@ class AgentClient:
             voucher = Voucher(channel_id, cumulative)
             signature = self.chain.sign_voucher(channel_id, cumulative)
             document: BaseModel = channel_payment_payload(requirements, voucher, signature, resource)
-            return _Sent(encode_header(document), requirements.amount, voucher)
+            return SentPayment(encode_header(document), requirements.amount, voucher)
         block = await self.chain.w3.eth.get_block("latest")
         now = max(int(block["timestamp"]), int(time.time()))
         authorization, signature = self.chain.sign_transfer_authorization(
             requirements.pay_to, requirements.amount, valid_after=0, valid_before=now + requirements.max_timeout_seconds
         )
         document = exact_payment_payload(requirements, authorization, signature, resource)
-        return _Sent(encode_header(document), requirements.amount, None)
+        return SentPayment(encode_header(document), requirements.amount, None)
 
     async def _open_channel(self, price: int) -> bytes:
         """The open channel to the agent: the one in the store once checked on chain, or a new one."""
@@ -714,7 +554,7 @@ class AgentClient:
         response: httpx.Response,
         requirements: ExactRequirements | ChannelRequirements,
         skill: str,
-        sent: _Sent,
+        sent: SentPayment,
         fixed: set[str],
     ) -> ExactRequirements | ChannelRequirements | None:
         """What to pay after the ``402`` ``response`` to ``sent``; ``None`` when the client cannot fix it (or did
@@ -1018,329 +858,6 @@ class PayingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-# -- the store --------------------------------------------------------------------------------------------------
-
-_SCHEMA_VERSION: Final = 1
-_SCHEMA: Final = (
-    """CREATE TABLE channel (
-        channel_id BLOB PRIMARY KEY,
-        chain_id INTEGER NOT NULL,
-        contract TEXT NOT NULL,     -- the PaymentChannels contract
-        payer TEXT NOT NULL,
-        receiver TEXT NOT NULL,     -- the agent's operator
-        deposit TEXT NOT NULL,      -- wei, as last read from chain (decimal: uint256 overflows INTEGER)
-        paid TEXT NOT NULL,         -- the cumulative amount the agent accepted last
-        signed TEXT NOT NULL,       -- the largest cumulative amount ever signed
-        open INTEGER NOT NULL,
-        opened_at REAL NOT NULL
-    )""",
-    "CREATE INDEX channel_route ON channel (chain_id, contract, payer, receiver, open)",
-    """CREATE TABLE payment (       -- the payment sent for each logical call, written before it is sent
-        payer TEXT NOT NULL,
-        agent TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL,
-        fingerprint BLOB NOT NULL,  -- keccak of the request body: a key names one request
-        header TEXT NOT NULL,       -- the PAYMENT-SIGNATURE value
-        amount TEXT NOT NULL,
-        sent_at REAL NOT NULL,
-        PRIMARY KEY (payer, agent, idempotency_key)
-    )""",
-    """CREATE TABLE receipt (       -- two receipts of one request are both kept: they prove equivocation
-        agent TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        signature TEXT NOT NULL,
-        payer TEXT NOT NULL,
-        skill TEXT NOT NULL,
-        scheme TEXT NOT NULL,
-        receipt TEXT NOT NULL,      -- SignedReceiptDocument JSON
-        request BLOB NOT NULL,
-        response BLOB NOT NULL,
-        problems TEXT NOT NULL,     -- JSON list; empty when verified
-        record BLOB,                -- the answer record, once read
-        stored_at REAL NOT NULL,
-        PRIMARY KEY (agent, request_id, signature)
-    )""",
-    "CREATE INDEX receipt_payer ON receipt (agent, payer, stored_at)",
-)
-_ChannelKey = tuple[int, str, str, str]  # chain id, channels contract, payer, receiver
-
-
-class _Store:
-    """The client's SQLite file: channel state, payments sent, receipts.
-
-    Every call runs on one thread that owns the connection (SQLite blocks); writes are ``BEGIN IMMEDIATE``
-    transactions, so two processes sharing the file cannot sign the same cumulative amount twice unknowingly.
-    WAL with ``synchronous=FULL``: a payment written before it is sent survives a crash.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receipt-store")
-        self._connection: sqlite3.Connection | None = None
-
-    async def open(self) -> None:
-        await self._run(lambda connection: None)
-
-    async def close(self) -> None:
-        def close() -> None:
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, close)
-        self._executor.shutdown(wait=False)
-
-    # channels
-
-    async def find_channel(self, key: _ChannelKey) -> ChannelAccount | None:
-        def find(connection: sqlite3.Connection) -> ChannelAccount | None:
-            row = connection.execute(
-                "SELECT channel_id, deposit, paid, signed FROM channel WHERE chain_id = ? AND contract = ? "
-                "AND payer = ? AND receiver = ? AND open = 1 ORDER BY opened_at DESC LIMIT 1",
-                key,
-            ).fetchone()
-            return None if row is None else _account(row)
-
-        return await self._run(find)
-
-    async def channel(self, channel_id: bytes) -> ChannelAccount:
-        def read(connection: sqlite3.Connection) -> ChannelAccount:
-            return _account(
-                connection.execute(
-                    "SELECT channel_id, deposit, paid, signed FROM channel WHERE channel_id = ?", (channel_id,)
-                ).fetchone()
-            )
-
-        return await self._run(read)
-
-    async def add_channel(self, key: _ChannelKey, channel_id: bytes, deposit: int) -> None:
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT INTO channel VALUES (?, ?, ?, ?, ?, ?, '0', '0', 1, ?)",
-                (channel_id, *key, str(deposit), time.time()),
-            )
-        )
-
-    async def close_channel(self, channel_id: bytes) -> None:
-        await self._write(
-            lambda connection: connection.execute("UPDATE channel SET open = 0 WHERE channel_id = ?", (channel_id,))
-        )
-
-    async def sync(self, channel_id: bytes, on_chain: Channel) -> None:
-        """Takes the deposit and the claimed amount read from chain (a claim was accepted, so it was signed)."""
-        deposit, claimed = on_chain.deposit, on_chain.claimed
-
-        def sync(connection: sqlite3.Connection) -> None:
-            account = _account(
-                connection.execute(
-                    "SELECT channel_id, deposit, paid, signed FROM channel WHERE channel_id = ?", (channel_id,)
-                ).fetchone()
-            )
-            connection.execute(
-                "UPDATE channel SET deposit = ?, paid = ?, signed = ? WHERE channel_id = ?",
-                (str(deposit), str(max(account.paid, claimed)), str(max(account.signed, claimed)), channel_id),
-            )
-
-        await self._write(sync)
-
-    async def reserve(self, channel_id: bytes, price: int) -> int | None:
-        """The next voucher's cumulative amount, recorded as signed; ``None`` when it would exceed the deposit."""
-
-        def reserve(connection: sqlite3.Connection) -> int | None:
-            account = _account(
-                connection.execute(
-                    "SELECT channel_id, deposit, paid, signed FROM channel WHERE channel_id = ?", (channel_id,)
-                ).fetchone()
-            )
-            cumulative = account.paid + price
-            if cumulative > account.deposit:
-                return None
-            connection.execute(
-                "UPDATE channel SET signed = ? WHERE channel_id = ?", (str(max(account.signed, cumulative)), channel_id)
-            )
-            return cumulative
-
-        return await self._write(reserve)
-
-    async def accepted(self, channel_id: bytes, cumulative: int) -> None:
-        """The agent accepted a voucher for ``cumulative`` (an older one, when it answered a call again)."""
-
-        def accept(connection: sqlite3.Connection) -> None:
-            row = connection.execute("SELECT paid, signed FROM channel WHERE channel_id = ?", (channel_id,)).fetchone()
-            if row is not None:
-                paid = max(int(row[0]), min(cumulative, int(row[1])))
-                connection.execute("UPDATE channel SET paid = ? WHERE channel_id = ?", (str(paid), channel_id))
-
-        await self._write(accept)
-
-    async def resync(self, channel_id: bytes, paid: int) -> bool:
-        """Takes the agent's word that the channel paid ``paid``, unless that is more than was ever signed."""
-
-        def resync(connection: sqlite3.Connection) -> bool:
-            (signed,) = connection.execute("SELECT signed FROM channel WHERE channel_id = ?", (channel_id,)).fetchone()
-            if not 0 <= paid <= int(signed):
-                return False
-            connection.execute("UPDATE channel SET paid = ? WHERE channel_id = ?", (str(paid), channel_id))
-            return True
-
-        return await self._write(resync)
-
-    # payments sent
-
-    async def sent_payment(self, payer: str, agent: str, key: str, fingerprint: bytes, scheme: Scheme) -> _Sent | None:
-        """The payment sent for ``key`` before, when it was for the same request in the same scheme."""
-
-        def find(connection: sqlite3.Connection) -> tuple[bytes, str, str] | None:
-            row = connection.execute(
-                "SELECT fingerprint, header, amount FROM payment WHERE payer = ? AND agent = ? AND idempotency_key = ?",
-                (payer, agent, key),
-            ).fetchone()
-            return None if row is None else (bytes(row[0]), str(row[1]), str(row[2]))
-
-        row = await self._run(find)
-        if row is None or row[0] != fingerprint:
-            return None  # a key reused for another request: the agent answers 409 whatever is paid
-        header, amount = row[1], int(row[2])
-        payload = decode_payment_payload(header)
-        if payload.accepted.scheme != scheme.value:
-            return None
-        voucher = None
-        if isinstance(payload, ChannelPaymentPayload):
-            voucher = Voucher(payload.payload.channel_id, payload.payload.cumulative_amount)
-        return _Sent(header, amount, voucher)
-
-    async def remember_payment(self, payer: str, agent: str, key: str, fingerprint: bytes, sent: _Sent) -> None:
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT INTO payment VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payer, agent, idempotency_key) "
-                "DO UPDATE SET fingerprint = excluded.fingerprint, header = excluded.header, amount = excluded.amount, "
-                "sent_at = excluded.sent_at",
-                (payer, agent, key, fingerprint, sent.header, str(sent.amount), time.time()),
-            )
-        )
-
-    # receipts
-
-    async def add_receipt(self, stored: StoredReceipt) -> None:
-        """Stores a receipt; the same receipt again (an idempotent retry) keeps the first copy."""
-        await self._write(
-            lambda connection: connection.execute(
-                "INSERT INTO receipt VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?) "
-                "ON CONFLICT (agent, request_id, signature) DO NOTHING",
-                (
-                    stored.agent,
-                    stored.request_id,
-                    stored.receipt.signature,
-                    stored.payer,
-                    stored.skill,
-                    stored.scheme.value,
-                    stored.receipt.model_dump_json(by_alias=True),
-                    stored.request,
-                    stored.response,
-                    json.dumps(stored.problems),
-                    stored.stored_at,
-                ),
-            )
-        )
-
-    async def keep_record(self, agent: str, request_id: str, record: bytes) -> None:
-        await self._write(
-            lambda connection: connection.execute(
-                "UPDATE receipt SET record = ? WHERE agent = ? AND request_id = ?", (record, agent, request_id)
-            )
-        )
-
-    async def receipts(self, agent: str, payer: str) -> list[StoredReceipt]:
-        """``payer``'s receipts from ``agent``, oldest first."""
-        return await self._select("agent = ? AND payer = ?", (agent, payer))
-
-    async def receipts_of(self, agent: str, request_id: str) -> list[SignedReceiptDocument]:
-        """Every receipt held for one request (more than one: the agent equivocated)."""
-        return [stored.receipt for stored in await self._select("agent = ? AND request_id = ?", (agent, request_id))]
-
-    async def _select(self, where: str, parameters: tuple[str, ...]) -> list[StoredReceipt]:
-        def read(connection: sqlite3.Connection) -> list[StoredReceipt]:
-            rows = connection.execute(
-                "SELECT request_id, agent, payer, skill, scheme, receipt, request, response, problems, record, "
-                f"stored_at FROM receipt WHERE {where} ORDER BY stored_at, rowid",
-                parameters,
-            ).fetchall()
-            return [
-                StoredReceipt(
-                    request_id=row[0],
-                    agent=row[1],
-                    payer=row[2],
-                    skill=row[3],
-                    scheme=Scheme(row[4]),
-                    receipt=SignedReceiptDocument.model_validate_json(row[5]),
-                    request=bytes(row[6]),
-                    response=bytes(row[7]),
-                    problems=tuple(json.loads(row[8])),
-                    record=None if row[9] is None else bytes(row[9]),
-                    stored_at=float(row[10]),
-                )
-                for row in rows
-            ]
-
-        return await self._run(read)
-
-    # the connection
-
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
-
-    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await self._run(lambda connection: _transaction(connection, work))
-
-    def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        try:
-            if self._connection is None:
-                self._connection = _open_store(self.path)
-            return work(self._connection)
-        except (sqlite3.Error, OSError) as exc:
-            raise ReceiptStoreError(str(self.path), str(exc)) from exc
-
-
-def _open_store(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None)  # autocommit: writes are explicit transactions
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA busy_timeout=5000")
-        _transaction(connection, _migrate)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _migrate(connection: sqlite3.Connection) -> None:
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version == 0:
-        for statement in _SCHEMA:
-            connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-    elif version != _SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(f"schema version {version}, this client reads version {_SCHEMA_VERSION}")
-
-
-def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(connection)
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-    return result
-
-
-def _account(row: tuple[bytes, str, str, str]) -> ChannelAccount:
-    return ChannelAccount(bytes(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

@@ -14,8 +14,16 @@ The tree::
     │   ├── InsufficientFundsError                 the payer's balance or the channel's deposit is short
     │   └── ChannelStateError                      no such channel, or it is closing or closed
     ├── RequestConflictError (ValueError)      a request id came back with a different request
-    └── JournalError                           the journal's SQLite store failed
-        └── UnknownRequestError (LookupError)      no payment was accepted for that request id
+    ├── JournalError                           the journal's SQLite store failed
+    │   └── UnknownRequestError (LookupError)      no payment was accepted for that request id
+    └── AgentClientError                       the paying client (runtime.client) failed
+        ├── AgentUnavailableError (ConnectionError)   the agent did not answer, after retries with the same key
+        ├── AgentHTTPError                            the agent answered an error: status, code, message, details
+        │   └── PaymentRefusedError                       a 402 the client cannot fix by itself (``reason``)
+        ├── PaymentDeclinedError                      the client will not pay what the agent asks
+        ├── UntrustedAgentError                       the card does not match the chain, or a receipt failed before
+        ├── ReceiptVerificationError (ValueError)     a receipt does not commit to the call: ``problems``
+        └── ReceiptStoreError                         the payer's local SQLite store failed
 
 Every payment error maps to one HTTP answer at the edge: ``402`` with ``reason`` and :attr:`PaymentError.details`
 (``400`` for a malformed payload); nothing here is ever a ``500``. :class:`~runtime.protocol.HeaderError`, the
@@ -24,25 +32,38 @@ light wire module's own error, becomes a :class:`MalformedPaymentError` in :mod:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from staking.errors import StakedError
 from staking.types import ChannelState
 
 from .protocol import FailureReason
 
+if TYPE_CHECKING:
+    from agents.record import SignedReceiptDocument
+
 __all__ = [
+    "AgentClientError",
+    "AgentHTTPError",
+    "AgentUnavailableError",
     "ChannelStateError",
     "InsufficientFundsError",
     "InvalidSignatureError",
     "JournalError",
     "MalformedPaymentError",
     "PaymentAmountError",
+    "PaymentDeclinedError",
     "PaymentError",
     "PaymentMismatchError",
+    "PaymentRefusedError",
     "PaymentWindowError",
+    "ReceiptStoreError",
+    "ReceiptVerificationError",
     "ReplayedPaymentError",
     "RequestConflictError",
     "StaleVoucherError",
     "UnknownRequestError",
+    "UntrustedAgentError",
 ]
 
 
@@ -234,3 +255,84 @@ class UnknownRequestError(JournalError, LookupError):
     def __init__(self, path: str, request_id: bytes) -> None:
         super().__init__(path, f"no payment was accepted for request 0x{request_id.hex()}")
         self.request_id = request_id
+
+
+# -- the paying client ----------------------------------------------------------------------------------------
+
+
+class AgentClientError(StakedError):
+    """The paying client failed (see the tree in the module docstring)."""
+
+
+class AgentUnavailableError(AgentClientError, ConnectionError):
+    """The agent at ``url`` did not answer: ``reason`` says how the last attempt failed."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"agent {url} is unavailable: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class AgentHTTPError(AgentClientError):
+    """The agent answered ``status`` with its error envelope.
+
+    Attributes:
+        status: the HTTP status.
+        code: the agent's stable error code (``unknown_skill``, ``invalid_input``, ``model_unavailable``, ...).
+        details: the structured fields of the error, as the agent sent them.
+    """
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, str] | None = None) -> None:
+        super().__init__(f"agent answered {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.details = details or {}
+
+
+class PaymentRefusedError(AgentHTTPError):
+    """The agent refused the payment (``402``) for a reason the client cannot fix by itself, such as
+    ``insufficient_funds``; :attr:`reason` is the :class:`~runtime.protocol.FailureReason` when it is one."""
+
+    @property
+    def reason(self) -> FailureReason | None:
+        try:
+            return FailureReason(self.code)
+        except ValueError:
+            return None
+
+
+class PaymentDeclinedError(AgentClientError):
+    """The client will not pay what the agent asks: no requirement of the chosen scheme, another chain, token,
+    channels contract or payee than the card's, or a price above the card's."""
+
+
+class UntrustedAgentError(AgentClientError):
+    """The agent's card does not match the chain (not an active agent, another signer, chain or receipt domain),
+    it claims more than the payer signed, or one of its receipts failed verification before."""
+
+
+class ReceiptVerificationError(AgentClientError, ValueError):
+    """A paid answer's receipt does not commit to what was asked, answered and paid.
+
+    The receipt and the answer are in the store all the same: they are the payer's evidence.
+
+    Attributes:
+        request_id: the answer's request id (``0x`` hex).
+        problems: every failed check, in words.
+        receipt: the receipt as received, when one could be read.
+    """
+
+    def __init__(self, request_id: str, problems: tuple[str, ...], receipt: SignedReceiptDocument | None) -> None:
+        super().__init__(f"receipt of request {request_id} failed verification: {'; '.join(problems)}")
+        self.request_id = request_id
+        self.problems = problems
+        self.receipt = receipt
+
+
+class ReceiptStoreError(AgentClientError):
+    """The store at ``path`` could not be read or written: ``reason`` says why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"receipt store {path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -33,7 +33,6 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +43,7 @@ from eth_utils.address import to_checksum_address
 from agents.record import InclusionProof
 from staking.eip712 import Receipt, TransferWithAuthorization, Voucher
 from staking.merkle import MerkleTree, reward_leaf
+from staking.sqlite import Schema, SqliteFile
 
 from .errors import (
     InsufficientFundsError,
@@ -76,8 +76,6 @@ _T = TypeVar("_T")
 _SCHEMA_VERSION: Final = 1
 #: Epochs count from 1: ReceiptRegistry refuses epoch 0.
 _FIRST_EPOCH: Final = 1
-#: How long a write waits for another process's transaction (a status command reading the file) to finish.
-_BUSY_TIMEOUT_MS: Final = 5_000
 #: Receipts trees of committed epochs kept in memory for inclusion proofs: a receipt read or a challenge is nearly
 #: always about one of the last few epochs, and rebuilding a tree costs a hash per receipt.
 _CACHED_TREES: Final = 4
@@ -324,16 +322,20 @@ class Journal:
     def __init__(self, path: str | Path, *, agent: str) -> None:
         self.path = str(path)
         self.agent = to_checksum_address(agent)
-        # One thread owns the connection: SQLite calls block, and a connection must stay on one thread.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-        self._connection: sqlite3.Connection | None = None
+        schema = Schema(
+            _SCHEMA_VERSION,
+            _SCHEMA,
+            initialize=self._initialize,
+            check=self._check_owner,
+        )
+        self._file = SqliteFile(self.path, schema, name="journal", error=JournalError, foreign_keys=True)
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()  # committed epochs never change: safe to keep
 
     def __repr__(self) -> str:
         return f"<Journal {self.path} agent={self.agent}>"
 
     async def __aenter__(self) -> Journal:
-        await self._run(lambda connection: None)  # open now: a bad file fails at start-up, not at the first request
+        await self._file.open()  # now: a bad file fails at start-up, not at the first request
         return self
 
     async def __aexit__(
@@ -343,10 +345,7 @@ class Journal:
 
     async def close(self) -> None:
         """Closes the connection and its thread; the journal cannot be used afterwards."""
-        if self._connection is not None:
-            await self._run(lambda connection: connection.close())
-            self._connection = None
-        self._executor.shutdown(wait=False)
+        await self._file.close()
 
     # -- requests ----------------------------------------------------------------------------------------------
 
@@ -622,22 +621,21 @@ class Journal:
     # -- the connection ----------------------------------------------------------------------------------------
 
     async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+        return await self._file.run(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        return await self._run(lambda connection: _transaction(connection, work))
+        return await self._file.write(work)
 
-    def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        try:
-            return work(self._connect())
-        except sqlite3.Error as exc:
-            raise JournalError(self.path, str(exc)) from exc
+    def _initialize(self, connection: sqlite3.Connection) -> None:
+        connection.executemany(
+            "INSERT INTO journal_meta VALUES (?, ?)", [("agent", self.agent), ("epoch", str(_FIRST_EPOCH))]
+        )
 
-    def _connect(self) -> sqlite3.Connection:
-        """The thread's connection, opened, migrated and checked on first use."""
-        if self._connection is None:
-            self._connection = _open(self.path, self.agent)
-        return self._connection
+    def _check_owner(self, connection: sqlite3.Connection) -> None:
+        """Refuses the journal of another agent: two agents must never interleave their receipts' ``seq``."""
+        (owner,) = connection.execute("SELECT value FROM journal_meta WHERE key = 'agent'").fetchone()
+        if owner != self.agent:
+            raise JournalError(self.path, f"it is the journal of agent {owner}, not of {self.agent}")
 
     # -- the work, on the journal's thread ---------------------------------------------------------------------
 
@@ -925,49 +923,6 @@ class Journal:
 
 
 # -- SQL helpers: plain functions of a connection, run on the journal's thread ---------------------------------
-
-
-def _open(path: str, agent: str) -> sqlite3.Connection:
-    # Autocommit mode: the only transactions are the explicit BEGIN IMMEDIATE ... COMMIT of each write.
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        _transaction(connection, lambda c: _migrate(c, path, agent))
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _migrate(connection: sqlite3.Connection, path: str, agent: str) -> None:
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version == 0:
-        for statement in _SCHEMA:
-            connection.execute(statement)
-        connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        connection.executemany(
-            "INSERT INTO journal_meta VALUES (?, ?)", [("agent", agent), ("epoch", str(_FIRST_EPOCH))]
-        )
-    elif version != _SCHEMA_VERSION:
-        raise JournalError(path, f"schema version {version}, this runtime reads version {_SCHEMA_VERSION}")
-    (owner,) = connection.execute("SELECT value FROM journal_meta WHERE key = 'agent'").fetchone()
-    if owner != agent:
-        raise JournalError(path, f"it is the journal of agent {owner}, not of {agent}")
-
-
-def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(connection)
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-    return result
 
 
 def _epoch(connection: sqlite3.Connection) -> int:

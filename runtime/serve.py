@@ -71,6 +71,8 @@ class AgentService:
         operator: LocalAccount | None = None,
         signer: LocalAccount | None = None,
         backend: Backend | None = None,
+        host_class: type[AgentHost] = AgentHost,
+        jobs_class: type[EpochJobs] = EpochJobs,
     ) -> AsyncIterator[Self]:
         """Checks everything, then serves until the block exits (see the module docstring).
 
@@ -80,6 +82,8 @@ class AgentService:
             operator: the operator account, instead of the one ``chain`` names.
             signer: the receipt signer, instead of the one ``settings`` names.
             backend: the inference backend, instead of the vLLM server ``settings`` names (it is closed on exit).
+            host_class, jobs_class: subclasses that change how requests are answered or epochs run (the cheating
+                agents of ``examples/cheaters.py`` are built this way, to show validators catching them).
 
         Raises:
             ConfigError: a setting, key, the model or the registration is not right; the message says what to do.
@@ -102,7 +106,7 @@ class AgentService:
             journal = await stack.enter_async_context(Journal(settings.journal, agent=client.address))
             metrics = RuntimeMetrics()
             verifier = PaymentVerifier(chain=StakingPaymentChain(client), journal=journal, payee=client.address)
-            host = AgentHost(
+            host = host_class(
                 agent,
                 verifier=verifier,
                 journal=journal,
@@ -112,7 +116,7 @@ class AgentService:
                 model_id=model_id,
                 metrics=metrics,
             )
-            jobs = EpochJobs(
+            jobs = jobs_class(
                 client,
                 journal,
                 metrics,

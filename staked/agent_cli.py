@@ -18,9 +18,10 @@ import click
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
 
-from runtime.client import DEFAULT_STORE, AgentClient, ChannelAccount, PaidCall
+from runtime.client import DEFAULT_STORE, AgentClient, PaidCall
 from runtime.config import AgentSettings
 from runtime.protocol import Scheme
+from runtime.receipt_store import ChannelAccount
 from runtime.serve import run_until_signal
 from staking import ChainSettings, ConfigError, StakedError, StakingClient, format_open, to_wei_open
 from staking.devnet import devnet_account, load_devnet

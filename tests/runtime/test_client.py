@@ -26,8 +26,8 @@ from x402.mechanisms.evm.signers import EthAccountSigner
 
 from agents.record import SignedReceiptDocument, output_hash, request_hash
 from runtime.api import RECEIPT_HEADER
-from runtime.client import (
-    AgentClient,
+from runtime.client import AgentClient
+from runtime.errors import (
     AgentUnavailableError,
     PaymentDeclinedError,
     ReceiptVerificationError,

@@ -332,9 +332,19 @@ async def test_a_journal_of_another_agent_or_a_newer_schema_is_refused(tmp_path:
 
 
 async def test_sqlite_failures_become_journal_errors(tmp_path: Path) -> None:
-    with pytest.raises(JournalError, match="unable to open"):
-        async with Journal(tmp_path / "missing-directory" / "journal.sqlite", agent=AGENT):
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(JournalError, match="File exists"):
+        async with Journal(tmp_path / "a-file" / "journal.sqlite", agent=AGENT):
             pass
+    (tmp_path / "garbage.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(JournalError, match="not a database"):
+        async with Journal(tmp_path / "garbage.sqlite", agent=AGENT):
+            pass
+
+
+async def test_a_journal_creates_its_directory(tmp_path: Path) -> None:
+    async with Journal(tmp_path / ".staked" / "journal.sqlite", agent=AGENT) as journal:
+        assert await journal.current_epoch() == 1
 
 
 def test_a_payment_survives_kill_9_right_after_it_is_accepted(tmp_path: Path) -> None:
