@@ -42,6 +42,10 @@ def load_agent_class(path: str) -> type[Agent]:
 
 def _import_file(path: Path) -> ModuleType:
     """Imports a Python file as a module named after it (registered, so pickling and dataclasses work)."""
+    # Like a script run with python: the file's own directory is importable, so it can import its neighbours.
+    directory = str(path.resolve().parent)
+    if directory not in sys.path:
+        sys.path.append(directory)
     name = f"staked_agent_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

@@ -408,7 +408,7 @@ class AgentClient:
             problems += await self._inclusion_problems(receipt, document.inclusion)
         if problems:
             raise ReceiptVerificationError(request_id, tuple(problems), receipt)
-        await self._store.keep_record(self.operator, request_id, record.canonical_json())
+        await self._store.keep_record(self.operator, request_id, record.to_json())
         return document
 
     async def channel_account(self) -> ChannelAccount | None:

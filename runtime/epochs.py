@@ -381,8 +381,14 @@ class EpochJobs:
                     committed.append(commit)
             return tuple(committed)
 
+    async def records_to_commit(self, epoch: int) -> Sequence[tuple[SignedReceipt, bytes]]:
+        """The receipts (with their records) that ``epoch``'s commitment covers: every one the journal holds for it,
+        in ``seq`` order. Leaving one out is withholding, which an inclusion challenge proves on chain
+        (``examples/cheaters.py`` shows it)."""
+        return await self.journal.epoch_records(epoch)
+
     async def _commit(self, epoch: int) -> EpochCommit | None:
-        records = await self.journal.epoch_records(epoch)
+        records = await self.records_to_commit(epoch)
         attribution_bps = int(await self.client.receipts.functions.attributionBps().call())
         curator = await self._curator(records[0][0].receipt.model_id) if records else None
         plan = await asyncio.to_thread(

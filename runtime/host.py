@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -28,10 +28,10 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, JsonValue
 
-from agents import Agent, SkillResult
-from agents.attribution import AttributionIndex
+from agents import Agent, ModelCall, SkillResult
+from agents.attribution import Attribution, AttributionIndex
 from agents.record import AnswerRecord, PaymentProof, attributed_tokens, engine_hash, output_hash, request_hash
-from staking.eip712 import Domain, sign
+from staking.eip712 import Domain, Receipt, sign
 
 from .journal import AcceptedAuthorization, AcceptedPayment, Answer, Journal, JournalEntry, SignedAnswer
 from .metrics import RuntimeMetrics
@@ -122,8 +122,16 @@ class AgentHost:
         return keccak(scope + request_hash + keccak(signature))
 
     async def journaled(self, request_id: bytes) -> JournalEntry | None:
-        """What the journal holds for ``request_id``."""
+        """What the journal holds for ``request_id`` (what ``GET /v1/receipts`` serves)."""
         return await self.journal.lookup(request_id)
+
+    async def attribute(self, calls: Sequence[ModelCall]) -> Attribution:
+        """The attribution of an answer made of ``calls``, from the registered index (off the event loop)."""
+        return await asyncio.to_thread(self.index.attribute, attributed_tokens(calls))
+
+    def sign(self, receipt: Receipt) -> bytes:
+        """The hot signer's EIP-712 signature of ``receipt`` (called by the journal inside its transaction)."""
+        return self._sign(receipt)
 
     async def answer(
         self,
@@ -200,7 +208,7 @@ class AgentHost:
             _log.warning("skill %s failed for request 0x%s (payment released: %s)", skill, request_id.hex(), released)
             raise
         output = result.output.model_dump(mode="json")
-        attribution = await asyncio.to_thread(self.index.attribute, attributed_tokens(result.calls))
+        attribution = await self.attribute(result.calls)
         record = AnswerRecord(
             agent=self.operator,
             agent_name=self.agent.name,
@@ -218,9 +226,9 @@ class AgentHost:
             engine_hash=engine_hash(result.calls),
             attribution_hash=attribution.attribution_hash,
             body=render(result),
-            record=record.canonical_json(),
+            record=record.to_json(),
         )
-        entry = await self.journal.record_answer(request_id, answer, self._sign)
+        entry = await self.journal.record_answer(request_id, answer, self.sign)
         assert entry.answer is not None  # record_answer always returns the answer it journaled
         if entry.answer.body is answer.body:  # answered now, not by a concurrent twin: count the revenue once
             self.metrics.revenue.labels(payment.scheme.value).inc(payment.amount)

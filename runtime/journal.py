@@ -504,7 +504,7 @@ class Journal:
         return await self._run(_uncommitted_epochs)
 
     async def epoch_records(self, epoch: int) -> tuple[tuple[SignedReceipt, bytes], ...]:
-        """The receipts of ``epoch`` in ``seq`` order, each with its record (``AnswerRecord.canonical_json()``)."""
+        """The receipts of ``epoch`` in ``seq`` order, each with its record (``AnswerRecord.to_json()``)."""
         return await self._run(lambda connection: _epoch_records(connection, epoch))
 
     async def record_commitment(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -164,6 +165,7 @@ class HeaderError(ValueError):
 # -- field types ------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # a payment names the same few addresses over and over; each costs a keccak
 def _checksum(address: str) -> str:
     """EIP-55 mixed-case form of a 20-byte hex address (``0x`` + 40 hex digits)."""
     lower = address[2:].lower()

@@ -6,10 +6,12 @@ An agent's receipts journal, a payer's receipts store and a validator's state ar
   on its thread); every call is queued to it, so the loop never waits on SQLite or on a disk sync. A call whose
   caller is cancelled still completes.
 * **Durable.** WAL mode with ``synchronous=FULL``: a committed transaction survives a crash or a power cut.
-* **Explicit transactions.** The connection is in autocommit mode; the only transactions are the
-  ``BEGIN IMMEDIATE ... COMMIT`` of :meth:`SqliteFile.write`, which takes the write lock at once, so that checks and
-  the writes that depend on them are one step, and a writer in another process waits (``busy_timeout``) instead of
-  failing half-way.
+* **Explicit transactions, committed in groups.** The connection is in autocommit mode; the only transactions are
+  those of :meth:`SqliteFile.write`, ``BEGIN IMMEDIATE`` (the write lock at once, so that checks and the writes
+  that depend on them are one step, and a writer in another process waits instead of failing half-way). Writes
+  that queue up while one commits are committed together: each runs in its own savepoint, in order, so it sees
+  the ones before it and a failure undoes only itself, and all share one ``COMMIT`` and so one disk sync. A write
+  returns only once its group is durable.
 * **Versioned.** The schema's version is ``PRAGMA user_version``; a file of another version is refused, not
   guessed at.
 """
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["Schema", "SqliteFile"]
 
@@ -83,6 +86,8 @@ class SqliteFile:
         self._foreign_keys = foreign_keys
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # guards _queued, shared by the loop and the thread
+        self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
 
     def __repr__(self) -> str:
         return f"<SqliteFile {self.path}>"
@@ -100,8 +105,20 @@ class SqliteFile:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
 
     async def write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Runs ``work`` in one ``BEGIN IMMEDIATE`` transaction: committed if it returns, rolled back if it raises."""
-        return await self.run(lambda connection: _transaction(connection, work))
+        """Runs ``work`` in a write transaction: durable once this returns; undone if it raises.
+
+        Raises:
+            Exception: ``error(path, reason)`` when SQLite fails (the whole group is undone); whatever ``work``
+                raised otherwise (only ``work``'s own writes are undone).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            self._queued.append((work, future))
+            start = len(self._queued) == 1  # the first of a group schedules the group's commit
+        if start:
+            loop.run_in_executor(self._executor, self._commit_group, loop)
+        return cast(_T, await future)
 
     async def close(self) -> None:
         """Closes the connection and its thread; the file cannot be used afterwards."""
@@ -109,6 +126,36 @@ class SqliteFile:
             await self.run(lambda connection: connection.close())
             self._connection = None
         self._executor.shutdown(wait=False)
+
+    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Runs every queued write in one transaction, each in a savepoint, then settles their futures."""
+        with self._lock:
+            group, self._queued = self._queued, []
+        outcomes: list[tuple[bool, Any]] = []
+
+        def run_all(connection: sqlite3.Connection) -> None:
+            for work, _ in group:
+                connection.execute("SAVEPOINT write")
+                try:
+                    outcomes.append((True, work(connection)))
+                except BaseException as exc:  # this write's failure is its own: undo it, go on with the group
+                    connection.execute("ROLLBACK TO write")
+                    outcomes.append((False, self._translated(exc)))
+                connection.execute("RELEASE write")
+
+        try:
+            self._call(lambda connection: _transaction(connection, run_all))
+        except BaseException as exc:  # the group did not commit: every write of it failed
+            outcomes = [(False, exc)] * len(group)
+        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
+
+    def _translated(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, sqlite3.Error):
+            translated = self._error(self.path, str(exc))
+            translated.__cause__ = exc
+            return translated
+        return exc
 
     def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         try:
@@ -149,6 +196,15 @@ class SqliteFile:
             raise self._error(self.path, f"schema version {version}; this program reads version {schema.version}")
         if schema.check is not None:
             schema.check(connection)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():  # the caller went away; the write stands (or failed) all the same
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:

@@ -120,7 +120,7 @@ class Host:
             engine_hash=record.engine_hash(),
             attribution_hash=record.attribution_hash(),
             body=b'{"text":"an answer"}',
-            record=record.canonical_json(),
+            record=record.to_json(),
         )
         entry = await self.journal.record_answer(
             request_id, answer, functools.partial(sign, self.signer, self.client.receipt_domain())
