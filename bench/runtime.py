@@ -33,6 +33,7 @@ from eth_utils.crypto import keccak
 from agents import Backend, EngineInfo, ModelCall, SamplingParams, Score, StreamDelta, VLLMServer, build_tiny_model
 from agents.attribution import AttributionIndex, Contribution, Datanet, load_tokenizer
 from agents.backend import Prompt
+from agents.factory import model_id as model_id_of
 from agents.protocol import ChatMessage, TokenLogprob
 from runtime.config import AgentSettings
 from runtime.payments import channel_payment_payload
@@ -129,7 +130,7 @@ class _World:
         index = await asyncio.to_thread(AttributionIndex.build, self.index_dir, [net], self.model_dir)
         datanet_id = await curator.create_datanet("python-docs")
         await curator.add_contributions(datanet_id, [c.content_hash for c in net], [c.contributor for c in net])
-        self.model_id = keccak((self.model_dir / "model.safetensors").read_bytes())
+        self.model_id = model_id_of(self.model_dir)
         await curator.register_model(self.model_id, [datanet_id], index.root, "tiny-docs")
         # A passage of the docs as the output, so attribution does its real work on every request.
         tokenizer = load_tokenizer(self.model_dir)
@@ -197,6 +198,16 @@ async def _measure(world: _World, service: AgentService, requests: int) -> dict[
         started = time.perf_counter()
         await service.agent.invoke("summarize", BODY)
         bare.append(time.perf_counter() - started)
+    # The baseline's throughput at the same concurrency as the paid calls': CONCURRENT_CHANNELS at a time.
+    per_worker = max(1, requests // CONCURRENT_CHANNELS)
+
+    async def invoke_many() -> None:
+        for _ in range(per_worker):
+            await service.agent.invoke("summarize", BODY)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(invoke_many() for _ in range(CONCURRENT_CHANNELS)))
+    bare_rps = per_worker * CONCURRENT_CHANNELS / (time.perf_counter() - started)
     _, requirements = service.host.verifier.requirements(PRICE)
     (payer, channel_id), *_ = await _channels(world, service, 1, requests * PRICE)
     sequential = _headers(world, requirements, payer, channel_id, requests)
@@ -235,7 +246,7 @@ async def _measure(world: _World, service: AgentService, requests: int) -> dict[
         "added_p50_ms": (paid_p50 - bare_p50) * 1e3,
         "added_p99_ms": (paid_p99 - bare_p99) * 1e3,
         "paid_rps": per_channel * CONCURRENT_CHANNELS / elapsed,
-        "bare_rps": 1 / statistics.mean(bare),
+        "bare_rps": bare_rps,
     }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich.console import Console
 from web3.types import TxReceipt
 
 from staking import (
@@ -30,6 +31,7 @@ from .datanet_cli import datanet
 from .demo import run_demo
 from .model_cli import model, vllm
 from .status import render_status
+from .validator_cli import validator
 
 __all__ = ["main"]
 
@@ -62,6 +64,7 @@ main.add_command(agent)
 main.add_command(call)
 main.add_command(datanet)
 main.add_command(model)
+main.add_command(validator)
 main.add_command(vllm)
 
 
@@ -102,9 +105,20 @@ def devnet(port: int, directory: Path, as_json: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="print the final report as JSON")
-def demo(as_json: bool) -> None:
-    """Run the whole story on a throw-away local chain and print what happened."""
-    report = _run(run_demo(echo=None if as_json else click.echo))
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="serve this model directory (served name tiny-docs) instead of building the demo model",
+)
+@click.option("--vllm-url", default=None, help="a vLLM server already serving --model, instead of starting one")
+def demo(as_json: bool, model_dir: Path | None, vllm_url: str | None) -> None:
+    """Run the whole story on a throw-away local chain with real inference, and print what happened."""
+    if vllm_url is not None and model_dir is None:
+        raise click.UsageError("--vllm-url needs --model: the model that server serves")
+    console = None if as_json else Console()
+    report = _run(run_demo(console, model_dir=model_dir, vllm_url=vllm_url))
     if as_json:
         click.echo(json.dumps(report, indent=2))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agents import VLLMServer
 from staking import to_wei_open
 
 pytestmark = pytest.mark.chain
@@ -29,17 +30,36 @@ def staked(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([_executable(), *args], capture_output=True, text=True, timeout=180, check=False)
 
 
-def test_demo_runs_the_core_story_and_reports_gas_and_balances() -> None:
-    result = staked("demo", "--json")
-    assert result.returncode == 0, result.stderr
+def test_demo_tells_the_whole_story(vllm_server: VLLMServer, tiny_model_dir: Path) -> None:
+    # The session's vLLM server serves the tiny model under the demo's model name.
+    result = subprocess.run(
+        [_executable(), "demo", "--json", "--model", str(tiny_model_dir), "--vllm-url", vllm_server.url],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert report["chain_id"] == 31337
-    assert {"open_token", "agent_staking", "payment_channels", "dispute_manager"} <= set(report["contracts"])
-    for step in ("stake (agent)", "open channel", "claim (1 voucher)", "transferWithAuthorization"):
-        assert report["gas"][step] > 21_000
-    paid = report["paid_by_channel_wei"] + to_wei_open("0.01")  # five vouchers, then one authorization
-    assert report["balances_wei"]["agent"] == to_wei_open(10_000) + paid
-    assert report["balances_wei"]["payer"] == to_wei_open(10_000) - paid
+    assert report["chain"]["chain_id"] == 31337
+    answers = report["answers"]
+    assert {answer["agent"] for answer in answers} == {"honest", "cheater"}
+    assert all(answer["receipt"]["price"] == to_wei_open("0.01") for answer in answers)
+    assert [epoch["receipts"] for epoch in report["epochs"]] == [
+        sum(answer["agent"] == agent for answer in answers) for agent in ("honest", "cheater")
+    ]
+    # Every receipt audited; only the cheater's fail, by replay; the cheater is slashed, the honest agent is not.
+    assert report["audits"]["audited"] == len(answers)
+    assert report["audits"]["failed"] == sum(answer["agent"] == "cheater" for answer in answers)
+    assert report["audits"]["codes"] == ["replay-differs"]
+    assert report["dispute"]["state"] == "UPHELD"
+    assert report["stakes_after"]["cheater"] < report["stakes_before"]["cheater"]
+    assert report["stakes_after"]["honest agent"] == report["stakes_before"]["honest agent"]
+    # The challenger got its bond back and a reward (balances were read before anyone staked).
+    validator_1 = report["balances_after"]["validator-1"] + report["stakes_after"]["validator-1"]
+    assert validator_1 > report["balances_before"]["validator-1"]
+    assert sum(report["rewards"].values()) == report["epochs"][0]["rewards"]
+    assert report["gas"]["honest_per_paid_request"] > 0
 
 
 def test_unknown_command_fails_with_usage() -> None:

@@ -21,6 +21,7 @@ from web3 import AsyncWeb3
 
 from agents import VLLMServer
 from agents.attribution import AttributionIndex, Contribution, Datanet
+from agents.factory import model_id as model_id_of
 from runtime.config import AgentSettings
 from runtime.serve import AgentService
 from staking import Anvil, ChainSettings, Deployment, StakingClient, Transactor, to_wei_open
@@ -66,7 +67,7 @@ def chain_settings(chain: Anvil, deployment: Deployment, tmp_path_factory: pytes
 async def model_id(clients: list[StakingClient], docs_index: Path, tiny_model_dir: Path) -> bytes:
     """The tiny model, registered in DatanetRegistry with its datanet and index root by the curator."""
     curator = clients[CURATOR]
-    model_id = keccak((tiny_model_dir / "model.safetensors").read_bytes())
+    model_id = model_id_of(tiny_model_dir)
     index = AttributionIndex.open(docs_index, tiny_model_dir)
     net = Datanet.open(docs_index.parent / "datanet")
     datanet_id = await curator.create_datanet("python-docs")
