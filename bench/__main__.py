@@ -3,9 +3,9 @@
 import asyncio
 import inspect
 
-from bench import agents_backend, attribution, client_tps, gas, runtime, training, validator
+from bench import agents_backend, attribution, client_tps, detection, gas, runtime, training, validator
 
-for suite in (gas, client_tps, attribution, agents_backend, runtime, validator, training):
+for suite in (gas, client_tps, attribution, agents_backend, runtime, validator, detection, training):
     print(f"\n=== {suite.__name__} ===")
     result = suite.main()
     if inspect.iscoroutine(result):

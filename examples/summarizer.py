@@ -44,7 +44,7 @@ class Summarizer(ChatAgent):
 async def main(base_url: str, text: str) -> None:
     async with VLLMBackend(base_url, dtype="float32") as backend:
         result = await Summarizer(backend).invoke("summarize", {"text": text})
-        print(result.output.summary)
+        print(SummarizeOut.model_validate(result.output).summary)
         print(f"price {result.price} wei; {len(result.calls)} recorded model call(s)")
 
 

@@ -353,8 +353,8 @@ class _Routes:
             raise _HttpError(404, "unknown_receipt", f"epoch {epoch} holds {len(receipts)} receipts")
         request_id = receipts[seq].receipt.request_id
         entry = await self.host.journaled(request_id)
-        assert entry is not None  # a receipt is journaled with its payment and answer
-        assert entry.answer is not None
+        if entry is None or entry.answer is None:  # a host that withholds what it journaled
+            raise _HttpError(404, "unknown_receipt", f"receipt {seq} of epoch {epoch} is not served")
         return await self._receipt_document(
             request_id, entry.answer.receipt.receipt, entry.answer.receipt.signature, entry.answer.record
         )

@@ -33,9 +33,8 @@ from tests.runtime.conftest import (  # noqa: F401
     model_id,
     signer,
 )
+from tests.validator.paying import PRICE, greedy, open_channels, pay_many, validator_settings
 from validator import AuditOutcome, Evidence, ValidatorDaemon, ValidatorSettings, VoteDecision
-
-from .paying import PRICE, greedy, open_channels, pay_many, validator_settings
 
 pytestmark = pytest.mark.chain
 
