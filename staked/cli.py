@@ -28,7 +28,7 @@ from staking.devnet import account_count, devnet_account, load_devnet, start_dev
 
 from .agent_cli import agent, call
 from .datanet_cli import datanet
-from .demo import run_demo
+from .demo import prepare_demo_model, run_demo
 from .model_cli import model, vllm
 from .status import render_status
 from .validator_cli import validator
@@ -113,12 +113,20 @@ def devnet(port: int, directory: Path, as_json: bool) -> None:
     help="serve this model directory (served name tiny-docs) instead of building the demo model",
 )
 @click.option("--vllm-url", default=None, help="a vLLM server already serving --model, instead of starting one")
-def demo(as_json: bool, model_dir: Path | None, vllm_url: str | None) -> None:
-    """Run the whole story on a throw-away local chain with real inference, and print what happened."""
+@click.option("--quick", is_flag=True, help="serve the untrained tiny model instead of training the demo model once")
+def demo(as_json: bool, model_dir: Path | None, vllm_url: str | None, quick: bool) -> None:
+    """Run the whole story on a throw-away local chain with real inference, and print what happened.
+
+    The first run trains the demo model on the demo datanet (minutes on a CPU; Ctrl-C checkpoints it) and keeps both
+    in .staked/demo for the next runs.
+    """
     if vllm_url is not None and model_dir is None:
         raise click.UsageError("--vllm-url needs --model: the model that server serves")
     console = None if as_json else Console()
-    report = _run(run_demo(console, model_dir=model_dir, vllm_url=vllm_url))
+    datanet_dir = None
+    if model_dir is None:
+        datanet_dir, model_dir = prepare_demo_model(console, quick=quick)
+    report = _run(run_demo(console, model_dir=model_dir, vllm_url=vllm_url, datanet_dir=datanet_dir))
     if as_json:
         click.echo(json.dumps(report, indent=2))
 

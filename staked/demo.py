@@ -12,23 +12,27 @@ Every process the demo starts stops with it, also on Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import pydoc_data.topics
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from rich.console import Console
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from agents import VLLMServer, build_tiny_model
 from agents.attribution import AttributionIndex, Contribution, Datanet
+from agents.attribution._types import hex32
 from agents.factory import model_id as model_id_of
 from runtime import AgentClient, AgentService, AgentSettings
 from staking import (
@@ -47,7 +51,10 @@ from staking import (
 )
 from validator import ModelSettings, ValidatorDaemon, ValidatorSettings
 
-__all__ = ["run_demo"]
+if TYPE_CHECKING:
+    from agents.factory import Progress as TrainingProgress
+
+__all__ = ["DEMO_DIRECTORY", "prepare_demo_model", "run_demo"]
 
 _EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 _HONEST = f"{_EXAMPLES / 'summarizer.py'}:Summarizer"
@@ -84,15 +91,81 @@ class _Report:
     gas: dict[str, float] = field(default_factory=dict)
 
 
+#: Where the demo keeps its datanet and trained model between runs (training takes minutes; the rest is quick).
+DEMO_DIRECTORY = Path(".staked") / "demo"
+
+
+def prepare_demo_model(
+    console: Console | None = None, *, quick: bool = False, directory: Path = DEMO_DIRECTORY
+) -> tuple[Path, Path]:
+    """The demo's datanet and a model trained on it (ModelFactory's default recipe), made once and then reused.
+
+    Runs in the main thread, before the demo's event loop: training takes minutes on a CPU, and a Ctrl-C during it
+    checkpoints the run (the next demo resumes it) instead of waiting for a worker thread.
+
+    Args:
+        console: where to show progress.
+        quick: build the untrained tiny model instead (seconds; its answers rarely quote the data).
+        directory: the cache.
+
+    Returns:
+        The datanet directory and the model directory.
+    """
+    from agents.factory import CHECKPOINT, ModelCard, TrainingRecipe, train_model  # torch loads only here
+
+    say = console or Console(quiet=True)
+    net = _demo_datanet(directory / "datanet")
+    if quick:
+        return net.directory, build_tiny_model(directory / "tiny", seed=0)
+    model = directory / "model"
+    card = ModelCard.read(model) if (model / "model.safetensors").exists() else None
+    if (
+        card is not None
+        and card.recipe == TrainingRecipe()
+        and [d.digest for d in card.datanets] == [hex32(net.digest)]
+    ):
+        say.print(f"[bold]model[/] trained on the datanet earlier (loss {card.training.final_loss:.2f}), from {model}")
+        return net.directory, model
+    if model.exists() and not (model / CHECKPOINT).exists():
+        shutil.rmtree(model)  # a model of another recipe or datanet: train afresh
+    with Progress(*Progress.get_default_columns(), TextColumn("{task.fields[figures]}"), console=say) as bar:
+        task = bar.add_task("training the demo model on the datanet", total=TrainingRecipe().steps, figures="")
+
+        def report(progress: TrainingProgress) -> None:
+            figures = f"loss {progress.loss:.2f}, {progress.tokens_per_second:,.0f} tokens/s"
+            bar.update(task, completed=progress.step, figures=figures)
+
+        result = train_model([net], model, progress=report)
+    say.print(f"[bold]model[/] trained: loss {result.card.training.final_loss:.2f}, modelId 0x{result.model_id.hex()}")
+    return net.directory, model
+
+
+def _demo_datanet(directory: Path) -> Datanet:
+    """CPython's reference topics, contributed in turn by the demo chain's three contributor accounts."""
+    if directory.exists():
+        return Datanet.open(directory)
+    accounts = dev_accounts(_ACCOUNTS)
+    contributors = [accounts[n].address for n in _CONTRIBUTORS]
+    net = Datanet.create(directory, name="python-docs")
+    topics = sorted(pydoc_data.topics.topics.items())
+    net.add(Contribution(text=text, contributor=contributors[n % 3]) for n, (_, text) in enumerate(topics))
+    return net
+
+
 async def run_demo(
-    console: Console | None = None, *, model_dir: Path | None = None, vllm_url: str | None = None
+    console: Console | None = None,
+    *,
+    model_dir: Path | None = None,
+    vllm_url: str | None = None,
+    datanet_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Runs the story and returns its report.
 
     Args:
         console: where to narrate it; ``None`` stays quiet.
-        model_dir: the model to serve (its served name must be ``tiny-docs``); the demo builds one otherwise.
+        model_dir: the model to serve (its served name must be ``tiny-docs``); the untrained tiny model otherwise.
         vllm_url: a vLLM server already serving ``model_dir``; the demo starts one otherwise.
+        datanet_dir: the datanet the model was trained on (:func:`prepare_demo_model`); built afresh otherwise.
     """
     say = console or Console(quiet=True)
     # The demo narrates every decision itself; the daemons' and hosts' own logs would repeat it.
@@ -103,7 +176,8 @@ async def run_demo(
         work = Path(directory)
         async with _chain(say, report) as (chain, clients, keys):
             model_dir = model_dir or _build_model(say, work)
-            model_id, index_dir = await _datanet(say, work, clients, model_dir)
+            net = Datanet.open(datanet_dir) if datanet_dir is not None else _demo_datanet(work / "datanet")
+            model_id, index_dir = await _datanet(say, work, clients, model_dir, net)
             async with _vllm(say, model_dir, vllm_url) as url:
                 await _story(say, report, work, chain, clients, keys, model_dir, model_id, index_dir, url)
     _summary(say, report)
@@ -135,14 +209,13 @@ def _build_model(say: Console, work: Path) -> Path:
     return directory
 
 
-async def _datanet(say: Console, work: Path, clients: list[StakingClient], model_dir: Path) -> tuple[bytes, Path]:
-    """The docs as a datanet of three contributors, indexed with the model's tokenizer, registered with the model."""
-    with say.status("building the datanet and its attribution index"):
-        contributors = [clients[n].address for n in _CONTRIBUTORS]
-        net = Datanet.create(work / "datanet", name="python-docs")
-        topics = sorted(pydoc_data.topics.topics.items())
-        net.add(Contribution(text=text, contributor=contributors[n % 3]) for n, (_, text) in enumerate(topics))
-        index = AttributionIndex.build(work / "index", [net], model_dir)
+async def _datanet(
+    say: Console, work: Path, clients: list[StakingClient], model_dir: Path, net: Datanet
+) -> tuple[bytes, Path]:
+    """The datanet indexed with the model's tokenizer, registered on chain with its contributions and the model."""
+    contributors = sorted({contribution.contributor for contribution in net})
+    with say.status("indexing the datanet for attribution and registering it with the model"):
+        index = await asyncio.to_thread(AttributionIndex.build, work / "index", [net], model_dir)
         curator = clients[_CURATOR]
         datanet_id = await curator.create_datanet("python-docs")
         await curator.add_contributions(datanet_id, [c.content_hash for c in net], [c.contributor for c in net])
