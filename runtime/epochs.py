@@ -35,11 +35,9 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import ValidationError
@@ -54,6 +52,7 @@ from staking.eip712 import Domain
 from staking.errors import ConfigError, ContractRevertedError, StakedError
 from staking.events import ChainEvent, EventStream, SqliteEventCursor
 from staking.merkle import MerkleTree
+from staking.service import interval_scheduler
 from staking.types import ChannelState, DisputeKind, DisputeState, EpochStatus
 
 from .journal import AcceptedAuthorization, AcceptedVoucher, EpochCommit, Journal, SignedReceipt
@@ -265,24 +264,7 @@ class EpochJobs:
             return
         await self.align_epoch()
         self._closing = False
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
-        now = datetime.now(UTC)
-        for name, seconds in self.intervals.items():
-            # One run at a time per job; runs missed while one was long are folded into one.
-            scheduler.add_job(
-                self._scheduled,
-                "interval",
-                seconds=seconds,
-                args=(name,),
-                id=name,
-                name=name,
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-        scheduler.start()
-        self._scheduler = scheduler
+        self._scheduler = interval_scheduler(self.intervals, self._scheduled)
         _log.info("epoch jobs started for agent %s: %s", self.agent, self.intervals)
 
     async def shutdown(self) -> None:

@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Self
 
@@ -31,6 +30,7 @@ from agents.errors import BackendError
 from staking.client import StakingClient
 from staking.errors import ConfigError
 from staking.keys import account_from_env, load_keystore
+from staking.service import listen
 from staking.settings import ChainSettings
 from staking.types import Role
 from staking.units import format_open
@@ -99,7 +99,7 @@ class AgentService:
             await _check_model(agent, settings)
             index = await asyncio.to_thread(AttributionIndex.open, settings.index, settings.tokenizer)
             # Bound now, so that with port 0 the registered endpoint names the port actually served.
-            listener = stack.enter_context(_listen(settings.host, settings.port))
+            listener = stack.enter_context(listen(settings.host, settings.port))
             endpoint = settings.public_url or f"http://{settings.host}:{listener.getsockname()[1]}"
             model_id = await ensure_registered(client, agent, signer, settings, endpoint)
             await stack.enter_async_context(agent)
@@ -209,21 +209,6 @@ async def ensure_registered(
             f"{format_open(minimum)}: stake more (staked stake agent AMOUNT) or set stake in [agent]"
         )
     return model_id
-
-
-@contextlib.contextmanager
-def _listen(host: str, port: int) -> Iterator[socket.socket]:
-    """A listening TCP socket on ``host:port`` (port 0: a free one), closed on exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(1024)
-        listener.setblocking(False)
-        yield listener
-    finally:
-        listener.close()
 
 
 async def _signer(settings: AgentSettings) -> LocalAccount:

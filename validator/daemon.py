@@ -53,14 +53,11 @@ import contextlib
 import functools
 import logging
 import signal
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Self
 
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from eth_account.signers.local import LocalAccount
 from pydantic import TypeAdapter, ValidationError
 
@@ -73,6 +70,7 @@ from staking.client import StakingClient
 from staking.eip712 import Domain, recover, struct_hash
 from staking.errors import ConfigError, ContractRevertedError, StakedError
 from staking.events import ChainEvent, EventStream, Reorg, SqliteEventCursor
+from staking.service import interval_scheduler, listen
 from staking.settings import ChainSettings
 from staking.types import Dispute, DisputeKind, DisputeState, EpochStatus, Role
 from staking.units import format_open
@@ -262,7 +260,7 @@ class ValidatorDaemon:
                 metrics=ValidatorMetrics(),
                 confirmations=chain.confirmations,
             )
-            listener = stack.enter_context(_listen(settings.host, settings.port))
+            listener = stack.enter_context(listen(settings.host, settings.port))
             runner = web.AppRunner(_create_app(daemon), access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -284,24 +282,7 @@ class ValidatorDaemon:
         """Runs every job now and then at its interval, on an APScheduler in the running loop."""
         if self._scheduler is not None:
             return
-        scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
-        now = datetime.now(UTC)
-        for name, seconds in self.intervals.items():
-            # One run at a time per job; runs missed while one was long are folded into one.
-            scheduler.add_job(
-                self._scheduled,
-                "interval",
-                seconds=seconds,
-                args=(name,),
-                id=name,
-                name=name,
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=None,
-            )
-        scheduler.start()
-        self._scheduler = scheduler
+        self._scheduler = interval_scheduler(self.intervals, self._scheduled)
         _log.info("validator jobs started: %s", self.intervals)
 
     async def stop_jobs(self) -> None:
@@ -1241,21 +1222,6 @@ async def _check_models(client: StakingClient, backend: Backend, models: Sequenc
             raise ValidatorConfigError(f"the attribution index of model {model_id} cannot be opened: {exc}") from exc
         if index.root != registered:
             raise IndexRootMismatchError(str(model.index), model_id, "0x" + index.root.hex(), "0x" + registered.hex())
-
-
-@contextlib.contextmanager
-def _listen(host: str, port: int) -> Iterator[socket.socket]:
-    """A listening TCP socket on ``host:port`` (port 0: a free one), closed on exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(128)
-        listener.setblocking(False)
-        yield listener
-    finally:
-        listener.close()
 
 
 async def run_until_signal(settings: ValidatorSettings, chain: ChainSettings) -> None:
