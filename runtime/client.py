@@ -43,6 +43,9 @@ What a receipt must say
     :meth:`AgentClient.fetch_record` holds it). A receipt that fails a check is stored all the same, since it is
     evidence for a dispute, then :class:`ReceiptVerificationError` is raised and the client pays that agent no more.
 
+For another HTTP client (``curl``, a stock x402 client), :func:`sign_exact_payment` signs one ``exact`` payment of a
+skill's price after the same card checks, and stores nothing.
+
 Errors: :class:`~runtime.errors.AgentClientError` and its subclasses (see :mod:`runtime.errors`).
 """
 
@@ -96,12 +99,14 @@ from .errors import (
     ReceiptVerificationError,
     UntrustedAgentError,
 )
-from .payments import channel_payment_payload, exact_payment_payload
+from .payments import DEFAULT_MAX_TIMEOUT_SECONDS, channel_payment_payload, exact_payment_payload
 from .protocol import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
     PAYMENT_SIGNATURE_HEADER,
     ChannelRequirements,
+    ExactExtra,
+    ExactPaymentPayload,
     ExactRequirements,
     FailureReason,
     HeaderError,
@@ -121,6 +126,7 @@ __all__ = [
     "AgentClient",
     "PaidCall",
     "PayingTransport",
+    "sign_exact_payment",
 ]
 
 _log = logging.getLogger(__name__)
@@ -275,8 +281,8 @@ class AgentClient:
             self._http = await self._stack.enter_async_context(
                 httpx.AsyncClient(base_url=self.url, timeout=self._timeout, transport=self._http_transport)
             )
-            self._card = await self._read_card()
-            self._signer = await self._check_registration(self._card)
+            self._card = await _read_card(self._client(), self.url)
+            self._signer = await _check_registration(self.chain, self._card)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -484,18 +490,12 @@ class AgentClient:
         for name, value in expected.items():
             if actual[name] != value:
                 raise PaymentDeclinedError(f"the agent asks to pay {name} {actual[name]}, the client pays {value}")
-        price = self._card_price(skill)
+        price = _card_price(self.card, skill)
         if chosen.amount > price:
             raise PaymentDeclinedError(
                 f"the agent asks {chosen.amount} wei for {skill!r}, above the {price} wei its card advertises"
             )
         return chosen
-
-    def _card_price(self, skill: str) -> int:
-        for card_skill in self.card.skills:
-            if card_skill.id == skill:
-                return int(card_skill.price)
-        raise PaymentDeclinedError(f"the agent's card lists no skill {skill!r}: its price is unknown")
 
     async def _new_payment(
         self, requirements: ExactRequirements | ChannelRequirements, resource: ResourceInfo
@@ -516,12 +516,7 @@ class AgentClient:
             signature = self.chain.sign_voucher(channel_id, cumulative)
             document: BaseModel = channel_payment_payload(requirements, voucher, signature, resource)
             return SentPayment(encode_header(document), requirements.amount, voucher)
-        block = await self.chain.w3.eth.get_block("latest")
-        now = max(int(block["timestamp"]), int(time.time()))
-        authorization, signature = self.chain.sign_transfer_authorization(
-            requirements.pay_to, requirements.amount, valid_after=0, valid_before=now + requirements.max_timeout_seconds
-        )
-        document = exact_payment_payload(requirements, authorization, signature, resource)
+        document = await _exact_payload(self.chain, requirements, resource)
         return SentPayment(encode_header(document), requirements.amount, None)
 
     async def _open_channel(self, price: int) -> bytes:
@@ -692,54 +687,6 @@ class AgentClient:
         _log.warning("agent %s answered paid call %s without a readable receipt", self.operator, call.key)
         return ReceiptVerificationError("(unknown)", (problem,), None)
 
-    # -- the card ----------------------------------------------------------------------------------------------
-
-    async def _read_card(self) -> AgentCard:
-        try:
-            response = await _with_retries(lambda headers: self._client().get("/.well-known/agent-card.json"), {})
-        except httpx.TransportError as exc:
-            raise AgentUnavailableError(self.url, str(exc) or type(exc).__name__) from exc
-        if response.status_code != 200:
-            raise _http_error(response)
-        try:
-            return AgentCard.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise UntrustedAgentError(f"{self.url} serves no agent card: {exc.errors()[0]['msg']}") from exc
-
-    async def _check_registration(self, card: AgentCard) -> str:
-        """The agent's registered receipt signer, once the card is found to match the chain.
-
-        Raises:
-            UntrustedAgentError: another chain or receipt domain, not an active agent, or another signer or model.
-        """
-        staked = card.staked
-        if staked.chain_id != self.chain.deployment.chain_id:
-            raise UntrustedAgentError(
-                f"the agent is on chain {staked.chain_id}, the client on chain {self.chain.deployment.chain_id}"
-            )
-        domain = self._receipt_domain
-        expected_domain = {
-            "name": domain.name,
-            "version": domain.version,
-            "chainId": domain.chain_id,
-            "verifyingContract": to_checksum_address(domain.verifying_contract),
-        }
-        actual_domain = dict(staked.receipt_domain)
-        if isinstance(actual_domain.get("verifyingContract"), str):
-            actual_domain["verifyingContract"] = to_checksum_address(actual_domain["verifyingContract"])
-        if actual_domain != expected_domain:
-            raise UntrustedAgentError(f"the card's receipt domain {staked.receipt_domain} is not the deployment's")
-        info = await self.chain.agent_info(to_checksum_address(staked.operator))
-        if not info.active:
-            raise UntrustedAgentError(f"{staked.operator} is not an active (registered and staked) agent")
-        if info.signer != to_checksum_address(staked.signer):
-            raise UntrustedAgentError(f"the card's signer {staked.signer} is not the registered signer {info.signer}")
-        if "0x" + info.model_id.hex() != staked.model_id.lower():
-            raise UntrustedAgentError(
-                f"the card's model {staked.model_id} is not the registered 0x{info.model_id.hex()}"
-            )
-        return info.signer
-
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             raise AgentClientError("use the client inside 'async with'")
@@ -860,11 +807,135 @@ class PayingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+async def sign_exact_payment(url: str, skill: str, *, chain: StakingClient) -> ExactPaymentPayload:
+    """A ``PAYMENT-SIGNATURE`` document paying one call of ``skill`` of the agent at ``url``, for another HTTP client
+    to send (``curl``, a stock x402 client): an EIP-3009 authorization of the card's price, nothing stored.
+
+    The card is checked against the chain as :class:`AgentClient` checks it; the requirements are the ``exact`` ones
+    the agent's ``402`` names, built from the card and the deployment, since a ``402`` is only had for a valid input.
+    The authorization is valid for :data:`~runtime.payments.DEFAULT_MAX_TIMEOUT_SECONDS` (the ``maxTimeoutSeconds``
+    agents advertise) from the later of the chain's and this machine's clock; the agent settles it only once it
+    answers a call paid with it.
+
+    Example:
+        >>> payload = await sign_exact_payment(url, "summarize", chain=payer_client)             # doctest: +SKIP
+        >>> httpx.post(url + "/v1/skills/summarize", json=..., headers={"PAYMENT-SIGNATURE": encode_header(payload)})
+
+    Raises:
+        ConfigError: ``chain`` has no account to sign with.
+        PaymentDeclinedError: the card lists no such skill, takes no ``exact`` payment, or is paid in another token.
+        UntrustedAgentError: the card does not match the chain (see :class:`AgentClient`).
+        AgentHTTPError / AgentUnavailableError: the card could not be read.
+    """
+    if chain.account is None:
+        raise ConfigError("signing a payment needs the payer's account")
+    async with httpx.AsyncClient(base_url=url) as http:
+        card = await _read_card(http, url)
+    await _check_registration(chain, card)
+    price = _card_price(card, skill)
+    if Scheme.EXACT.value not in card.staked.schemes:
+        raise PaymentDeclinedError(f"the agent takes {sorted(card.staked.schemes)}, not exact")
+    token = chain.token_domain()
+    asset = to_checksum_address(token.verifying_contract)
+    card_token = card.staked.contracts.get("open_token")
+    if card_token is None or to_checksum_address(card_token) != asset:
+        raise PaymentDeclinedError(f"the agent is paid in token {card_token}, the deployment's OPEN is {asset}")
+    requirements = ExactRequirements(
+        network=f"eip155:{chain.deployment.chain_id}",
+        amount=price,
+        asset=asset,
+        pay_to=card.staked.operator,
+        max_timeout_seconds=DEFAULT_MAX_TIMEOUT_SECONDS,
+        extra=ExactExtra(name=token.name, version=token.version),
+    )
+    resource = ResourceInfo(url=f"{card.url.rstrip('/')}{_SKILLS_PATH}{skill}", mime_type="application/json")
+    return await _exact_payload(chain, requirements, resource)
+
+
 # -- helpers ----------------------------------------------------------------------------------------------------
 
 
 def _new_key() -> str:
     return uuid.uuid4().hex
+
+
+async def _read_card(http: httpx.AsyncClient, url: str) -> AgentCard:
+    """The agent card at ``url`` (``http``'s base URL).
+
+    Raises:
+        AgentUnavailableError / AgentHTTPError: the agent did not answer, or not with a card.
+        UntrustedAgentError: it answered something that is not a card.
+    """
+    try:
+        response = await _with_retries(lambda headers: http.get("/.well-known/agent-card.json"), {})
+    except httpx.TransportError as exc:
+        raise AgentUnavailableError(url, str(exc) or type(exc).__name__) from exc
+    if response.status_code != 200:
+        raise _http_error(response)
+    try:
+        return AgentCard.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise UntrustedAgentError(f"{url} serves no agent card: {exc.errors()[0]['msg']}") from exc
+
+
+async def _check_registration(chain: StakingClient, card: AgentCard) -> str:
+    """The agent's registered receipt signer, once the card is found to match ``chain``.
+
+    Raises:
+        UntrustedAgentError: another chain or receipt domain, not an active agent, or another signer or model.
+    """
+    staked = card.staked
+    if staked.chain_id != chain.deployment.chain_id:
+        raise UntrustedAgentError(
+            f"the agent is on chain {staked.chain_id}, the client on chain {chain.deployment.chain_id}"
+        )
+    domain = chain.receipt_domain()
+    expected_domain = {
+        "name": domain.name,
+        "version": domain.version,
+        "chainId": domain.chain_id,
+        "verifyingContract": to_checksum_address(domain.verifying_contract),
+    }
+    actual_domain = dict(staked.receipt_domain)
+    if isinstance(actual_domain.get("verifyingContract"), str):
+        actual_domain["verifyingContract"] = to_checksum_address(actual_domain["verifyingContract"])
+    if actual_domain != expected_domain:
+        raise UntrustedAgentError(f"the card's receipt domain {staked.receipt_domain} is not the deployment's")
+    info = await chain.agent_info(to_checksum_address(staked.operator))
+    if not info.active:
+        raise UntrustedAgentError(f"{staked.operator} is not an active (registered and staked) agent")
+    if info.signer != to_checksum_address(staked.signer):
+        raise UntrustedAgentError(f"the card's signer {staked.signer} is not the registered signer {info.signer}")
+    if "0x" + info.model_id.hex() != staked.model_id.lower():
+        raise UntrustedAgentError(f"the card's model {staked.model_id} is not the registered 0x{info.model_id.hex()}")
+    return info.signer
+
+
+def _card_price(card: AgentCard, skill: str) -> int:
+    """What ``card`` advertises for ``skill`` (wei).
+
+    Raises:
+        PaymentDeclinedError: the card lists no such skill.
+    """
+    for card_skill in card.skills:
+        if card_skill.id == skill:
+            return int(card_skill.price)
+    sold = sorted(card_skill.id for card_skill in card.skills)
+    raise PaymentDeclinedError(f"the agent's card lists no skill {skill!r}: its price is unknown (it sells {sold})")
+
+
+async def _exact_payload(
+    chain: StakingClient, requirements: ExactRequirements, resource: ResourceInfo | None
+) -> ExactPaymentPayload:
+    """``chain``'s account's EIP-3009 authorization paying ``requirements``, valid for their
+    ``maxTimeoutSeconds`` from the later of the chain's and this machine's clock (an idle devnet's latest block can
+    be minutes old)."""
+    block = await chain.w3.eth.get_block("latest")
+    now = max(int(block["timestamp"]), int(time.time()))
+    authorization, signature = chain.sign_transfer_authorization(
+        requirements.pay_to, requirements.amount, valid_after=0, valid_before=now + requirements.max_timeout_seconds
+    )
+    return exact_payment_payload(requirements, authorization, signature, resource)
 
 
 def _named(domain: Domain) -> str:

@@ -49,7 +49,10 @@ class AgentSettings(TomlTableSettings):
     index: Path = Field(description="the attribution index directory registered with the model")
     tokenizer: Path = Field(description="the model directory (or tokenizer.json) the index was built with")
     model_id: str | None = Field(
-        None, pattern=r"^0x[0-9a-fA-F]{64}$", description="the modelId to register; the on-chain one by default"
+        None,
+        pattern=r"^0x[0-9a-fA-F]{64}$",
+        description="the modelId to register; the registered one by default, or at a first registration the one of "
+        "the weights in the tokenizer's model directory",
     )
     journal: Path = Field(Path(".staked/journal.sqlite"), description="the receipts journal (SQLite)")
     signer_keystore: Path | None = Field(None, description="encrypted keystore of the hot receipt signer")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Self
@@ -27,6 +26,8 @@ from eth_account.signers.local import LocalAccount
 from agents import Agent, Backend, VLLMBackend, load_agent_class
 from agents.attribution import AttributionIndex
 from agents.errors import BackendError
+from agents.factory import ModelDirectoryError
+from agents.factory import model_id as model_id_of
 from staking.client import StakingClient
 from staking.errors import ConfigError
 from staking.keys import account_from_env, load_keystore
@@ -43,7 +44,7 @@ from .journal import Journal
 from .metrics import RuntimeMetrics
 from .payments import PaymentVerifier, StakingPaymentChain
 
-__all__ = ["AgentService", "ensure_registered", "run_until_signal"]
+__all__ = ["AgentService", "ensure_registered"]
 
 _log = logging.getLogger(__name__)
 _ZERO_ADDRESS = "0x" + "00" * 20
@@ -146,17 +147,6 @@ class AgentService:
             _log.info("agent %s stopping: draining requests, stopping jobs, closing the journal", agent.name)
 
 
-async def run_until_signal(settings: AgentSettings, chain: ChainSettings) -> None:
-    """Serves until SIGINT or SIGTERM, then drains and stops (what ``staked agent serve`` runs)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with AgentService.start(settings, chain) as service:
-        print(f"serving {service.agent.name} at {service.url} (Ctrl-C to stop)", flush=True)
-        await stop.wait()
-
-
 async def ensure_registered(
     client: StakingClient, agent: Agent, signer: LocalAccount, settings: AgentSettings, endpoint: str
 ) -> bytes:
@@ -174,9 +164,7 @@ async def ensure_registered(
     info = await client.agent_info(operator)
     wanted_model = bytes.fromhex(settings.model_id[2:]) if settings.model_id else None
     registered = info.signer != _ZERO_ADDRESS
-    model_id = wanted_model or (info.model_id if registered else None)
-    if model_id is None:
-        raise ConfigError(f"agent {operator} is not registered: set model_id in [agent] (staked model register ...)")
+    model_id = wanted_model or (info.model_id if registered else await _served_model_id(settings))
     target = settings.stake_wei
     if target is not None:
         stake = await client.stake_info(operator, Role.AGENT)
@@ -209,6 +197,18 @@ async def ensure_registered(
             f"{format_open(minimum)}: stake more (staked stake agent AMOUNT) or set stake in [agent]"
         )
     return model_id
+
+
+async def _served_model_id(settings: AgentSettings) -> bytes:
+    """The modelId of the weights in ``tokenizer`` (the model directory, as ``staked model id`` computes it): what a
+    first registration names when ``model_id`` is not set."""
+    try:
+        return await asyncio.to_thread(model_id_of, settings.tokenizer)  # hashes every weight file
+    except ModelDirectoryError as exc:
+        raise ConfigError(
+            f"the agent is not registered and its modelId is unknown: {exc}; set model_id in [agent] "
+            "(staked model id MODEL_DIR prints it)"
+        ) from exc
 
 
 async def _signer(settings: AgentSettings) -> LocalAccount:

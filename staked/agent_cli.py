@@ -1,35 +1,43 @@
-"""``staked agent serve`` runs an agent host; ``staked call`` pays an agent from the shell.
+"""``staked agent serve`` runs an agent host; ``staked call`` pays an agent from the shell, and ``staked pay`` signs
+one payment for another HTTP client (``curl``) to send.
 
-Both read one TOML file: ``[chain]`` (:class:`staking.ChainSettings`, whose key is the operator's for ``serve``
-and the payer's for ``call``) and, for ``serve``, ``[agent]`` (:class:`runtime.config.AgentSettings`).
+They read one TOML file: ``[chain]`` (:class:`staking.ChainSettings`, whose key is the operator's for ``serve``
+and the payer's for ``call`` and ``pay``; ``--account`` names a devnet account instead) and, for ``serve``,
+``[agent]`` (:class:`runtime.config.AgentSettings`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
-from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from eth_account.signers.local import LocalAccount
 from pydantic import JsonValue
 
-from runtime.client import DEFAULT_STORE, AgentClient, PaidCall
+from runtime.client import DEFAULT_STORE, AgentClient, PaidCall, sign_exact_payment
 from runtime.config import AgentSettings
-from runtime.protocol import Scheme
+from runtime.protocol import ExactPaymentPayload, Scheme, encode_header
 from runtime.receipt_store import ChannelAccount
-from runtime.serve import run_until_signal
-from staking import ChainSettings, ConfigError, StakedError, StakingClient, format_open, to_wei_open
-from staking.devnet import devnet_account, load_devnet
+from runtime.serve import AgentService
+from staking import ChainSettings, ConfigError, StakingClient, format_open, to_wei_open
 
-__all__ = ["agent", "call"]
+from .chain_cli import account_option, devnet_signer, run_async, serve_until_signal
 
-_T = TypeVar("_T")
-_DEVNET_FILE = Path(".staked/devnet.json")
+__all__ = ["agent", "call", "pay"]
+
+payer_config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file with a [chain] table (the payer's key); STAKED_* environment variables override it",
+)
+payer_option = account_option("payer-1, payer-2")
+
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -53,32 +61,30 @@ def agent() -> None:
     show_default=True,
     help="what the host logs to stderr",
 )
-def serve(config: Path, log_level: str) -> None:
+@account_option("agent-1, agent-2")
+def serve(config: Path, log_level: str, account_name: str | None) -> None:
     """Serve the agent CONFIG names until Ctrl-C or SIGTERM, then drain requests and stop.
 
     Before serving it checks that vLLM serves the agent's model and that the operator is registered with this
-    signer and staked above the minimum (registering and staking when [agent] stake is set).
+    signer and staked above the minimum (registering and staking when [agent] stake is set). --account replaces
+    the operator's key only: the receipt signer is always [agent]'s.
     """
     logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
 
     async def run() -> None:
-        await run_until_signal(AgentSettings.load(config), ChainSettings.load(config))
+        settings, chain = AgentSettings.load(config), ChainSettings.load(config)
+        host = AgentService.start(settings, chain, operator=devnet_signer(account_name))
+        await serve_until_signal(host, lambda up: f"serving {up.agent.name} at {up.url} (Ctrl-C to stop)")
 
-    _run(run())
+    run_async(run())
 
 
 @click.command()
 @click.argument("url")
 @click.argument("skill")
 @click.argument("input_json", metavar="JSON")
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML file with a [chain] table (the payer's key); STAKED_* environment variables override it",
-)
-@click.option("--account", "account_name", default=None, help="a devnet account name (payer-1, ...) to pay from")
+@payer_config_option
+@payer_option
 @click.option(
     "--scheme",
     type=click.Choice(["channel", "exact"]),
@@ -138,7 +144,7 @@ def call(
         finally:
             await client.w3.provider.disconnect()
 
-    paid, channel = _run(pay())
+    paid, channel = run_async(pay())
     if as_json:
         document = {
             "request_id": paid.request_id,
@@ -167,22 +173,52 @@ def call(
     click.echo(json.dumps(paid.receipt.model_dump(mode="json", by_alias=True), indent=2))
 
 
+@click.command()
+@click.argument("url")
+@click.argument("skill")
+@payer_config_option
+@payer_option
+@click.option("--json", "as_json", is_flag=True, help="print the header and the x402 payment document in it as JSON")
+def pay(url: str, skill: str, config: Path | None, account_name: str | None, as_json: bool) -> None:
+    """Print a PAYMENT-SIGNATURE header value that pays one call of SKILL of the agent at URL, for curl to send.
+
+    It is an x402 `exact` payment: an EIP-3009 authorization of the price on the agent's card, signed once the card
+    is checked against the chain (chain id, registration, signer, model), valid for the maxTimeoutSeconds agents
+    advertise (x402). No channel is opened and nothing is stored; the agent settles it on chain once it answers a
+    call paid with it, and it pays for one call only (the same call sent again with it gets the same answer,
+    another call is refused as replayed).
+
+    \b
+    curl -H "PAYMENT-SIGNATURE: $(staked pay URL summarize --account payer-1)" \\
+         --json '{"text": "..."}' URL/v1/skills/summarize
+    """
+
+    async def sign() -> ExactPaymentPayload:
+        client, _ = await _payer(config, account_name)
+        try:
+            return await sign_exact_payment(url, skill, chain=client)
+        finally:
+            await client.w3.provider.disconnect()
+
+    payment = run_async(sign())
+    header = encode_header(payment)
+    if as_json:
+        click.echo(json.dumps({"header": header, "payment": payment.model_dump(mode="json", by_alias=True)}, indent=2))
+        return
+    authorization = payment.payload.authorization
+    expiry = datetime.fromtimestamp(authorization.valid_before, UTC).isoformat(timespec="seconds")
+    click.echo(
+        f"pays {format_open(authorization.value)} OPEN to {authorization.to} for one {skill!r} call until {expiry}",
+        err=True,
+    )
+    click.echo(header)
+
+
 async def _payer(config: Path | None, account_name: str | None) -> tuple[StakingClient, LocalAccount]:
     """The payer's staking client and key: a devnet account by name, or the key the ``[chain]`` settings name."""
     settings = ChainSettings.load(config)
-    account = devnet_account(load_devnet(_DEVNET_FILE), account_name) if account_name else None
-    client = await StakingClient.from_settings(settings, account)
+    client = await StakingClient.from_settings(settings, devnet_signer(account_name))
     if client.account is None:
         await client.w3.provider.disconnect()
         raise ConfigError("paying needs the payer's key: set keystore in [chain], or pass --account NAME")
     return client, client.account
-
-
-def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Runs a coroutine; our errors end the command with their message, Ctrl-C ends it quietly."""
-    try:
-        return asyncio.run(coroutine)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except StakedError as exc:
-        raise click.ClickException(str(exc)) from exc

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -16,7 +15,6 @@ from staking import (
     Anvil,
     ChainSettings,
     Role,
-    StakedError,
     StakingClient,
     Transactor,
     connect,
@@ -24,9 +22,10 @@ from staking import (
     format_open,
     to_wei_open,
 )
-from staking.devnet import account_count, devnet_account, load_devnet, start_devnet_suite
+from staking.devnet import account_count, start_devnet_suite
 
-from .agent_cli import agent, call
+from .agent_cli import agent, call, pay
+from .chain_cli import account_option, deploy_command, devnet_signer, echo_contracts, keys, run_async
 from .datanet_cli import datanet
 from .demo import prepare_demo_model, run_demo
 from .model_cli import model, vllm
@@ -35,8 +34,6 @@ from .validator_cli import validator
 
 __all__ = ["main"]
 
-_T = TypeVar("_T")
-_DEVNET_FILE = Path(".staked/devnet.json")
 _ROLES = {"agent": Role.AGENT, "validator": Role.VALIDATOR}
 
 config_option = click.option(
@@ -46,13 +43,8 @@ config_option = click.option(
     default=None,
     help="TOML file with a [chain] table; STAKED_* environment variables override it",
 )
-account_option = click.option(
-    "--account",
-    "account_name",
-    default=None,
-    help="a devnet account name (agent-1, validator-2, ...) instead of the configured keystore",
-)
 role_argument = click.argument("role", type=click.Choice(sorted(_ROLES)))
+staker_option = account_option("agent-1, validator-2, ...")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,7 +55,10 @@ def main() -> None:
 main.add_command(agent)
 main.add_command(call)
 main.add_command(datanet)
+main.add_command(deploy_command)
+main.add_command(keys)
 main.add_command(model)
+main.add_command(pay)
 main.add_command(validator)
 main.add_command(vllm)
 
@@ -78,12 +73,19 @@ main.add_command(vllm)
     show_default=True,
     help="where to write deployment.json and devnet.json",
 )
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="also mine a block every this many seconds, as a live chain does (block time moves on without "
+    "transactions); transactions are mined at once either way  [default: blocks only for transactions]",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the devnet (deployment and accounts) as JSON")
-def devnet(port: int, directory: Path, as_json: bool) -> None:
+def devnet(port: int, directory: Path, block_time: float | None, as_json: bool) -> None:
     """Start anvil, deploy the contracts, fund named accounts, and stay up until Ctrl-C."""
 
     async def serve() -> None:
-        async with Anvil(port=port, accounts=account_count()) as chain:
+        async with Anvil(port=port, accounts=account_count(), block_time=block_time) as chain:
             treasury = Transactor(await connect(chain.url), dev_accounts(1)[0])
             info = await start_devnet_suite(chain.url, treasury)
             info.deployment.save(directory / "deployment.json")
@@ -92,15 +94,14 @@ def devnet(port: int, directory: Path, as_json: bool) -> None:
                 click.echo(info.model_dump_json(indent=2))
             else:
                 click.echo(f"devnet on {chain.url}, chain id {info.deployment.chain_id}; files in {directory}/")
-                for name, address in info.deployment.contracts.model_dump().items():
-                    click.echo(f"  {name:<18} {address}")
+                echo_contracts(info.deployment)
                 for account in info.accounts:
                     click.echo(f"  {account.name:<18} {account.address}")
                 click.echo("Ctrl-C stops it.")
             await asyncio.Event().wait()
 
     directory.mkdir(parents=True, exist_ok=True)
-    _run(serve())
+    run_async(serve())
 
 
 @main.command()
@@ -126,7 +127,7 @@ def demo(as_json: bool, model_dir: Path | None, vllm_url: str | None, quick: boo
     datanet_dir = None
     if model_dir is None:
         datanet_dir, model_dir = prepare_demo_model(console, quick=quick)
-    report = _run(run_demo(console, model_dir=model_dir, vllm_url=vllm_url, datanet_dir=datanet_dir))
+    report = run_async(run_demo(console, model_dir=model_dir, vllm_url=vllm_url, datanet_dir=datanet_dir))
     if as_json:
         click.echo(json.dumps(report, indent=2))
 
@@ -135,7 +136,7 @@ def demo(as_json: bool, model_dir: Path | None, vllm_url: str | None, quick: boo
 @role_argument
 @click.argument("amount")
 @config_option
-@account_option
+@staker_option
 def stake(role: str, amount: str, config: Path | None, account_name: str | None) -> None:
     """Stake AMOUNT OPEN in ROLE; AMOUNT is decimal OPEN, such as 1000 or 0.5."""
     wei = _amount(amount)
@@ -146,7 +147,7 @@ def stake(role: str, amount: str, config: Path | None, account_name: str | None)
 @role_argument
 @click.argument("amount")
 @config_option
-@account_option
+@staker_option
 def unstake(role: str, amount: str, config: Path | None, account_name: str | None) -> None:
     """Start unbonding AMOUNT OPEN of ROLE stake (withdrawable after the unbonding period)."""
     wei = _amount(amount)
@@ -158,7 +159,7 @@ def unstake(role: str, amount: str, config: Path | None, account_name: str | Non
 @main.command()
 @role_argument
 @config_option
-@account_option
+@staker_option
 def withdraw(role: str, config: Path | None, account_name: str | None) -> None:
     """Withdraw every unlocked unbonding entry of ROLE."""
 
@@ -168,7 +169,7 @@ def withdraw(role: str, config: Path | None, account_name: str | None) -> None:
         paid = await client.withdraw_stake(_ROLES[role])
         click.echo(f"withdrew {format_open(paid)} OPEN")
 
-    _run(act())
+    run_async(act())
 
 
 @main.command()
@@ -181,7 +182,7 @@ def status(config: Path | None, as_json: bool) -> None:
         client = await _client(config, None, read_only=True)
         click.echo(await render_status(client, as_json=as_json))
 
-    _run(show())
+    run_async(show())
 
 
 def _amount(text: str) -> int:
@@ -194,7 +195,7 @@ def _amount(text: str) -> int:
 async def _client(config: Path | None, account_name: str | None, *, read_only: bool = False) -> StakingClient:
     settings = ChainSettings.load(config)
     if account_name is not None:
-        return await StakingClient.from_settings(settings, devnet_account(load_devnet(_DEVNET_FILE), account_name))
+        return await StakingClient.from_settings(settings, devnet_signer(account_name))
     if read_only:
         settings = settings.model_copy(update={"keystore": None, "private_key_env": None})
     return await StakingClient.from_settings(settings)
@@ -212,14 +213,4 @@ def _transact(
         receipt = await action(client)
         click.echo(f"done in block {receipt['blockNumber']} (gas {receipt['gasUsed']:,})")
 
-    _run(act())
-
-
-def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Runs a coroutine; our errors end the command with their message, Ctrl-C ends it quietly."""
-    try:
-        return asyncio.run(coroutine)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except StakedError as exc:
-        raise click.ClickException(str(exc)) from exc
+    run_async(act())

@@ -1,19 +1,20 @@
 """``staked validator run``: audits agents' receipts, challenges cheats, votes on disputes and resolves them.
 
-It reads one TOML file: ``[chain]`` (:class:`staking.ChainSettings`, whose key is the validator's) and
-``[validator]`` (:class:`validator.ValidatorSettings`).
+It reads one TOML file: ``[chain]`` (:class:`staking.ChainSettings`, whose key is the validator's unless
+``--account`` names a devnet account) and ``[validator]`` (:class:`validator.ValidatorSettings`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 import click
 
-from staking import ChainSettings, StakedError
-from validator import ValidatorDaemon, ValidatorSettings, run_until_signal
+from staking import ChainSettings
+from validator import ValidatorDaemon, ValidatorSettings
+
+from .chain_cli import account_option, devnet_signer, run_async, serve_until_signal
 
 __all__ = ["validator"]
 
@@ -43,7 +44,8 @@ def validator() -> None:
 @click.option(
     "--once", is_flag=True, help="run every job once (events, audits, reports, votes, resolutions), then exit"
 )
-def run(config: Path, log_level: str, once: bool) -> None:
+@account_option("validator-1, validator-2")
+def run(config: Path, log_level: str, once: bool, account_name: str | None) -> None:
     """Run the validator CONFIG describes until Ctrl-C or SIGTERM, then let running jobs finish and stop.
 
     Before running it stakes up to [validator] stake when set, and checks that the stake is above the minimum,
@@ -51,21 +53,20 @@ def run(config: Path, log_level: str, once: bool) -> None:
     """
     logging.basicConfig(level=log_level.upper(), format=_LOG_FORMAT)
 
-    async def run_jobs_once() -> tuple[str, ...]:
-        async with ValidatorDaemon.start(settings, chain, scheduled=False) as daemon:
+    async def run_jobs() -> tuple[str, ...]:
+        settings, chain = ValidatorSettings.load(config), ChainSettings.load(config)
+        account = devnet_signer(account_name)
+        if not once:
+            await serve_until_signal(
+                ValidatorDaemon.start(settings, chain, account=account),
+                lambda up: f"validator {up.address} running; intake and metrics at {up.url} (Ctrl-C to stop)",
+            )
+            return ()
+        async with ValidatorDaemon.start(settings, chain, account=account, scheduled=False) as daemon:
             failed = await daemon.run_once()
             click.echo(f"{daemon!r}")
             return failed
 
-    try:
-        settings, chain = ValidatorSettings.load(config), ChainSettings.load(config)
-        if not once:
-            asyncio.run(run_until_signal(settings, chain))
-            return
-        failed = asyncio.run(run_jobs_once())
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except StakedError as exc:
-        raise click.ClickException(str(exc)) from exc
+    failed = run_async(run_jobs())
     if failed:
         raise click.ClickException(f"job(s) failed: {', '.join(failed)} (see the log)")

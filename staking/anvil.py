@@ -74,7 +74,8 @@ class Anvil:
     Args:
         port: TCP port on 127.0.0.1; a free one when omitted.
         accounts: how many development accounts anvil funds with ETH.
-        block_time: seconds between blocks; ``None`` mines one block per transaction.
+        block_time: seconds between the blocks mined when no transaction comes, as on a live chain (transactions
+            are still mined at once); ``None`` mines blocks only for transactions.
     """
 
     def __init__(self, *, port: int | None = None, accounts: int = 10, block_time: float | None = None) -> None:
@@ -106,7 +107,7 @@ class Anvil:
             "--hardfork", "prague",  # the EVM version the contracts are compiled for
         ]  # fmt: skip
         if self.block_time is not None:
-            args += ["--block-time", str(self.block_time)]
+            args += ["--block-time", str(self.block_time), "--mixed-mining"]
         # stderr goes to a file, not a pipe: a long-lived devnet must never block on a full pipe. anvil keeps its
         # own handle, so closing ours when start() returns changes nothing for it.
         with tempfile.TemporaryFile() as errors:

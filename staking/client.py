@@ -19,7 +19,6 @@ from web3.types import EventData, TxReceipt
 from .deploy import CONTRACT_NAMES, Deployment, load_deployment
 from .eip712 import Domain, Permit, Receipt, TransferWithAuthorization, Voucher, sign
 from .errors import ChainError
-from .keys import account_from_env, load_keystore
 from .settings import ChainSettings
 from .transactions import Transactor, connect
 from .types import (
@@ -88,19 +87,9 @@ class StakingClient:
         """
         deployment = load_deployment(settings.deployment_file)
         w3 = await connect(settings.rpc_url, expected_chain_id=deployment.chain_id)
-        if account is None and settings.keystore is not None:
-            account = await asyncio.to_thread(load_keystore, settings.keystore)  # scrypt: keep it off the loop
-        elif account is None and settings.private_key_env is not None:
-            account = account_from_env(settings.private_key_env)
-        return cls(
-            w3,
-            deployment,
-            account,
-            confirmations=settings.confirmations,
-            gas_margin=settings.gas_margin,
-            poll_interval=settings.poll_interval,
-            receipt_timeout=settings.receipt_timeout,
-        )
+        if account is None:
+            account = await settings.signing_account()
+        return cls(w3, deployment, account, **settings.transactor_options())
 
     @property
     def address(self) -> str:

@@ -17,6 +17,7 @@ from .units import to_wei_open
 
 __all__ = [
     "CONTRACT_NAMES",
+    "OPEN_AMOUNT_PARAMETERS",
     "ContractAddresses",
     "Deployment",
     "DeploymentConfig",
@@ -28,6 +29,11 @@ __all__ = [
 _HOUR = 3600
 _DAY = 24 * _HOUR
 _BPS = 10_000
+#: The parameters that are amounts of OPEN (by dotted path): wei in :class:`DeploymentConfig`, decimal OPEN in a
+#: ``[deployment]`` table, where people write them.
+OPEN_AMOUNT_PARAMETERS = frozenset(
+    {"min_agent_stake", "min_validator_stake", "disputes.challenge_bond", "disputes.inclusion_bond"}
+)
 
 
 def _checksummed(value: str) -> str:
@@ -44,17 +50,51 @@ class DisputeParameters(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    challenge_window: int = Field(_DAY, ge=_HOUR, le=30 * _DAY)
-    response_window: int = Field(_DAY, ge=_HOUR, le=7 * _DAY)
-    voting_period: int = Field(2 * _DAY, ge=_HOUR, le=14 * _DAY)
-    quorum_bps: int = Field(3_334, ge=1_000, le=_BPS)
-    equivocation_slash_bps: int = Field(5_000, ge=100, le=_BPS)
-    withholding_slash_bps: int = Field(2_000, ge=100, le=_BPS)
-    output_slash_bps: int = Field(1_000, ge=100, le=_BPS)
-    prover_reward_bps: int = Field(1_000, ge=0, le=5_000)
-    challenger_reward_bps: int = Field(1_000, ge=0, le=5_000)
-    challenge_bond: int = Field(to_wei_open(100), ge=to_wei_open(1), le=to_wei_open(1_000_000))
-    inclusion_bond: int = Field(to_wei_open(10), ge=0, le=to_wei_open(1_000_000))
+    challenge_window: int = Field(
+        _DAY, ge=_HOUR, le=30 * _DAY, description="seconds after an epoch's commit during which it can be challenged"
+    )
+    response_window: int = Field(
+        _DAY, ge=_HOUR, le=7 * _DAY, description="seconds an agent has to prove a challenged receipt's inclusion"
+    )
+    voting_period: int = Field(
+        2 * _DAY,
+        ge=_HOUR,
+        le=14 * _DAY,
+        description="seconds validators have to vote on an output or attribution dispute",
+    )
+    quorum_bps: int = Field(
+        3_334,
+        ge=1_000,
+        le=_BPS,
+        description="share of all validator stake that must vote for a decision (basis points)",
+    )
+    equivocation_slash_bps: int = Field(
+        5_000, ge=100, le=_BPS, description="share of the stake slashed for two receipts of one request"
+    )
+    withholding_slash_bps: int = Field(
+        2_000, ge=100, le=_BPS, description="share slashed for a receipt not shown in its committed epoch"
+    )
+    output_slash_bps: int = Field(
+        1_000, ge=100, le=_BPS, description="share slashed for an upheld output, attribution or totals dispute"
+    )
+    prover_reward_bps: int = Field(
+        1_000, ge=0, le=5_000, description="share of an equivocation or withholding slash paid to its prover"
+    )
+    challenger_reward_bps: int = Field(
+        1_000, ge=0, le=5_000, description="share of an upheld dispute's slash paid to the challenger"
+    )
+    challenge_bond: int = Field(
+        to_wei_open(100),
+        ge=to_wei_open(1),
+        le=to_wei_open(1_000_000),
+        description="bond of an output, attribution or totals challenge; the agent's when the challenge fails",
+    )
+    inclusion_bond: int = Field(
+        to_wei_open(10),
+        ge=0,
+        le=to_wei_open(1_000_000),
+        description="bond of an inclusion challenge; the agent's when it proves inclusion",
+    )
 
     @property
     def min_unbonding_period(self) -> int:
@@ -74,16 +114,26 @@ class DeploymentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    unbonding_period: int = Field(7 * _DAY, ge=_HOUR, le=365 * _DAY)
-    min_agent_stake: int = Field(to_wei_open(1_000), ge=0)
-    min_validator_stake: int = Field(to_wei_open(1_000), ge=0)
-    withdraw_delay: int = Field(_DAY, ge=_HOUR, le=30 * _DAY)
-    #: receives the whole OPEN supply; the deployer when omitted.
-    token_holder: Address | None = None
-    #: receives slashed stake that is not paid out; the deployer when omitted.
-    treasury: Address | None = None
-    #: share of an epoch's fees that its agent must fund as contributor rewards.
-    attribution_bps: int = Field(2_000, ge=0, le=_BPS)
+    unbonding_period: int = Field(
+        7 * _DAY,
+        ge=_HOUR,
+        le=365 * _DAY,
+        description="seconds unstaked OPEN stays slashable; at least challenge + response + voting",
+    )
+    min_agent_stake: int = Field(to_wei_open(1_000), ge=0, description="the least stake an agent serves with")
+    min_validator_stake: int = Field(
+        to_wei_open(1_000), ge=0, description="the least stake a validator challenges and votes with"
+    )
+    withdraw_delay: int = Field(
+        _DAY, ge=_HOUR, le=30 * _DAY, description="seconds a payer waits to leave a channel; the agent can still claim"
+    )
+    token_holder: Address | None = Field(None, description="receives the whole OPEN supply; the deployer when omitted")
+    treasury: Address | None = Field(
+        None, description="receives slashed stake that is not paid out; the deployer when omitted"
+    )
+    attribution_bps: int = Field(
+        2_000, ge=0, le=_BPS, description="share of an epoch's fees its agent must fund as contributor rewards"
+    )
     disputes: DisputeParameters = DisputeParameters()
 
     @model_validator(mode="after")

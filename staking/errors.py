@@ -66,16 +66,22 @@ class WrongChainError(ChainError):
 
 
 class TransactionTimeoutError(ChainError, TimeoutError):
-    """Transaction ``tx_hash`` (``action``) was sent but not included within ``timeout`` seconds.
+    """Transaction ``tx_hash`` (``action``) was sent but not included, or not buried under ``confirmations`` blocks,
+    within ``timeout`` seconds.
 
     It may still be included later: re-broadcast the same signed transaction, never re-sign it with a new nonce.
     """
 
-    def __init__(self, action: str, tx_hash: str, timeout: float) -> None:
-        super().__init__(f"{action}: transaction {tx_hash} not included after {timeout:g} s")
+    def __init__(self, action: str, tx_hash: str, timeout: float, confirmations: int = 0) -> None:
+        if confirmations:
+            what = f"included but not confirmed by {confirmations} blocks after {timeout:g} s (is the chain mining?)"
+        else:
+            what = f"not included after {timeout:g} s"
+        super().__init__(f"{action}: transaction {tx_hash} {what}")
         self.action = action
         self.tx_hash = tx_hash
         self.timeout = timeout
+        self.confirmations = confirmations
 
 
 @dataclass(frozen=True)

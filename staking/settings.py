@@ -13,15 +13,18 @@ Example ``staked.toml``::
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from eth_account.signers.local import LocalAccount
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
+from .keys import account_from_env, load_keystore
 
 __all__ = ["ChainSettings", "TomlTableSettings"]
 
@@ -107,3 +110,24 @@ class ChainSettings(TomlTableSettings):
     gas_margin: float = Field(1.2, ge=1.0, le=3.0, description="factor over the gas estimate")
     poll_interval: float = Field(0.05, gt=0, le=10, description="seconds between receipt polls")
     receipt_timeout: float = Field(120.0, gt=0, description="seconds to wait for inclusion")
+
+    async def signing_account(self) -> LocalAccount | None:
+        """The account these settings sign with: the keystore's, else the environment variable's, else ``None``.
+
+        Raises:
+            ConfigError: the keystore cannot be read or decrypted, or the variable holds no valid key.
+        """
+        if self.keystore is not None:
+            return await asyncio.to_thread(load_keystore, self.keystore)  # scrypt: keep it off the loop
+        if self.private_key_env is not None:
+            return account_from_env(self.private_key_env)
+        return None
+
+    def transactor_options(self) -> dict[str, Any]:
+        """How a :class:`~staking.Transactor` built from these settings sends: confirmations, gas margin, polling."""
+        return {
+            "confirmations": self.confirmations,
+            "gas_margin": self.gas_margin,
+            "poll_interval": self.poll_interval,
+            "receipt_timeout": self.receipt_timeout,
+        }

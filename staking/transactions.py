@@ -22,7 +22,7 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract.async_contract import AsyncContract, AsyncContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
@@ -280,11 +280,35 @@ class Transactor:
             raise TransactionTimeoutError(action, tx_hash.to_0x_hex(), self.receipt_timeout) from exc
         if receipt["status"] != 1:
             raise await self._explain_failure(tx, receipt, action)
-        last_block = receipt["blockNumber"] + self.confirmations
-        # Over HTTP, polling is the only way to learn of new blocks.
-        while await self.w3.eth.block_number < last_block:  # noqa: ASYNC110
-            await asyncio.sleep(self.poll_interval)
+        if self.confirmations:
+            receipt = await self._confirmed(tx_hash, tx, receipt, action)
         return receipt
+
+    async def _confirmed(self, tx_hash: HexBytes, tx: TxParams, receipt: TxReceipt, action: str) -> TxReceipt:
+        """Waits until ``confirmations`` blocks sit on the receipt's block, then reads the receipt again: a reorg
+        meanwhile may have moved the transaction to another block (then it waits for that one) or reverted it.
+
+        Raises:
+            TransactionTimeoutError: not confirmed within ``receipt_timeout`` (a chain that mines no blocks).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.receipt_timeout
+        # Over HTTP, polling is the only way to learn of new blocks.
+        while True:
+            if await self.w3.eth.block_number >= receipt["blockNumber"] + self.confirmations:
+                try:
+                    current: TxReceipt | None = await self.w3.eth.get_transaction_receipt(tx_hash)
+                except TransactionNotFound:  # reorged out, back in the mempool: wait until it is mined again
+                    current = None
+                if current is not None and current["blockHash"] == receipt["blockHash"]:
+                    return current
+                if current is not None:
+                    if current["status"] != 1:
+                        raise await self._explain_failure(tx, current, action)
+                    receipt = current
+            if loop.time() > deadline:
+                raise TransactionTimeoutError(action, tx_hash.to_0x_hex(), self.receipt_timeout, self.confirmations)
+            await asyncio.sleep(self.poll_interval)
 
     async def _explain_failure(self, tx: TxParams, receipt: TxReceipt, action: str) -> ContractRevertedError:
         """Replays a failed transaction at its block to recover the revert data the receipt does not carry."""

@@ -41,7 +41,7 @@ from .audit import (
     score_findings,
 )
 from .config import ModelSettings, ValidatorSettings
-from .daemon import JOB_NAMES, ReceiptRejectedError, ValidatorDaemon, ensure_validator_stake, run_until_signal
+from .daemon import JOB_NAMES, ReceiptRejectedError, ValidatorDaemon, ensure_validator_stake
 from .errors import EvidenceError, IndexRootMismatchError, ValidatorConfigError, ValidatorError
 from .metrics import ValidatorMetrics
 from .sampling import AUDIT_ALL, AuditSampler, sample_positions, sampling_message, sampling_seed
@@ -118,7 +118,6 @@ __all__ = [
     "WrongSigner",
     "ensure_validator_stake",
     "read_chain_facts",
-    "run_until_signal",
     "sample_positions",
     "sampling_message",
     "sampling_seed",

@@ -52,7 +52,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Self
@@ -96,7 +95,7 @@ from .state import (
     VoteRecord,
 )
 
-__all__ = ["JOB_NAMES", "ReceiptRejectedError", "ValidatorDaemon", "ensure_validator_stake", "run_until_signal"]
+__all__ = ["JOB_NAMES", "ReceiptRejectedError", "ValidatorDaemon", "ensure_validator_stake"]
 
 _log = logging.getLogger(__name__)
 
@@ -1222,17 +1221,6 @@ async def _check_models(client: StakingClient, backend: Backend, models: Sequenc
             raise ValidatorConfigError(f"the attribution index of model {model_id} cannot be opened: {exc}") from exc
         if index.root != registered:
             raise IndexRootMismatchError(str(model.index), model_id, "0x" + index.root.hex(), "0x" + registered.hex())
-
-
-async def run_until_signal(settings: ValidatorSettings, chain: ChainSettings) -> None:
-    """Runs the daemon until SIGINT or SIGTERM, then lets running jobs finish and stops (``staked validator run``)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with ValidatorDaemon.start(settings, chain) as daemon:
-        print(f"validator {daemon.address} running; intake and metrics at {daemon.url} (Ctrl-C to stop)", flush=True)
-        await stop.wait()
 
 
 # -- the HTTP server: receipts intake, evidence, metrics -------------------------------------------------------------

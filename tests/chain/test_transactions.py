@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
 from web3 import AsyncWeb3
 
-from staking import ContractRevertedError, Deployment, Transactor, to_wei_open
+from staking import ContractRevertedError, Deployment, TransactionTimeoutError, Transactor, to_wei_open
 
 pytestmark = pytest.mark.chain
 
@@ -58,3 +59,34 @@ async def test_waits_for_the_configured_confirmations(
     receipt = await confirming.send(token.functions.approve(keys[6].address, 1))
     assert await w3.eth.block_number >= receipt["blockNumber"] + 3
     await miner
+
+
+async def test_confirmations_on_a_chain_that_mines_no_blocks_time_out_with_a_clear_error(
+    w3: AsyncWeb3[Any], deployment: Deployment, keys: list[LocalAccount]
+) -> None:
+    token = deployment.contract(w3, "OpenToken")
+    confirming = Transactor(w3, keys[5], confirmations=2, receipt_timeout=0.5)
+    with pytest.raises(TransactionTimeoutError, match=r"included but not confirmed by 2 blocks after 0\.5 s"):
+        await confirming.send(token.functions.approve(keys[6].address, 2))
+
+
+async def test_a_reorg_during_confirmations_yields_the_receipt_of_the_block_that_stayed(
+    w3: AsyncWeb3[Any], deployment: Deployment, keys: list[LocalAccount]
+) -> None:
+    token = deployment.contract(w3, "OpenToken")
+    confirming = Transactor(w3, keys[5], confirmations=2, poll_interval=0.02)
+    start = await w3.eth.block_number
+    sent = asyncio.create_task(confirming.send(token.functions.approve(keys[6].address, 3)))
+    while await w3.eth.block_number == start:  # noqa: ASYNC110 - polling is how a client learns of blocks
+        await asyncio.sleep(0.02)
+    block = await w3.eth.get_block("latest")
+    (tx_hash,) = block["transactions"]
+    raw = (await w3.provider.make_request("eth_getRawTransactionByHash", [HexBytes(tx_hash).to_0x_hex()]))["result"]
+    # The block holding it is replaced by one of another hash that holds it too (a one-block reorg).
+    await w3.provider.make_request("anvil_reorg", [1, [[raw, 0]]])
+    for _ in range(2):
+        await w3.provider.make_request("evm_mine", [])
+    receipt = await sent
+    assert receipt["blockNumber"] == block["number"]
+    assert receipt["blockHash"] != block["hash"]
+    assert receipt["blockHash"] == (await w3.eth.get_block(block["number"]))["hash"]

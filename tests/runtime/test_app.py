@@ -19,6 +19,7 @@ from web3 import AsyncWeb3
 from agents import VLLMBackend
 from agents.record import ReceiptDocument, SignedReceiptDocument, output_hash, receipt_access_header, request_hash
 from runtime.api import RECEIPT_HEADER, SkillResponse
+from runtime.config import AgentSettings
 from runtime.payments import channel_payment_payload, exact_payment_payload
 from runtime.protocol import (
     PAYMENT_REQUIRED_HEADER,
@@ -31,7 +32,7 @@ from runtime.protocol import (
     encode_header,
 )
 from runtime.serve import AgentService
-from staking import Role, StakingClient, Voucher, advance_time, recover, sign, to_wei_open
+from staking import ChainSettings, ConfigError, Role, StakingClient, Voucher, advance_time, recover, sign, to_wei_open
 
 from .conftest import CURATOR, OPERATOR, OTHER_PAYER, PAYER
 
@@ -445,3 +446,16 @@ async def test_the_epoch_is_committed_receipts_prove_inclusion_and_contributors_
     before = await curator.balance_of(curator.address)
     assert await curator.claim_rewards(curator.address, claims) == owed
     assert await curator.balance_of(curator.address) == before + owed
+
+
+async def test_a_first_registration_without_model_id_needs_the_model_directory(
+    agent_settings: AgentSettings, chain_settings: ChainSettings, keys: list[LocalAccount], signer: LocalAccount
+) -> None:
+    # keys[6] is no agent: its registration would name the modelId of the weights beside the tokenizer, and a bare
+    # tokenizer.json has none, so the host stops before sending anything and says what to set.
+    settings = agent_settings.model_copy(
+        update={"model_id": None, "tokenizer": agent_settings.tokenizer / "tokenizer.json"}
+    )
+    with pytest.raises(ConfigError, match=r"modelId is unknown: .* set model_id in \[agent\]"):
+        async with AgentService.start(settings, chain_settings, operator=keys[6], signer=signer):
+            pass

@@ -60,7 +60,6 @@ PUBLIC = [
     "WrongSigner",
     "ensure_validator_stake",
     "read_chain_facts",
-    "run_until_signal",
     "sample_positions",
     "sampling_message",
     "sampling_seed",
