@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench`` runs every suite and prints each figure beside its baseline."""
+"""Benchmarks: ``python -m bench`` runs every suite and writes one report, each figure beside its baseline."""

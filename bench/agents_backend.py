@@ -1,8 +1,8 @@
 """The agent SDK's cost on top of vLLM, against calling vLLM's HTTP API directly with aiohttp in the same run.
 
-Run: ``python -c "import asyncio; from bench import agents_backend; asyncio.run(agents_backend.main())"``. It builds
-the tiny model, starts one vLLM CPU server and measures, call by call and interleaved (so drift of a shared machine
-hits every variant alike):
+Run: ``python -m bench.agents_backend`` (or ``python -m bench --only agents_backend``). It builds the tiny model,
+starts one vLLM CPU server and measures, call by call and interleaved (so drift of a shared machine hits every
+variant alike):
 
 - ``raw, plain``: a bare OpenAI completion request (no token ids, no logprobs), JSON decoded;
 - ``raw, same body``: the exact body :class:`~agents.VLLMBackend` sends (token ids, logprobs by id);
@@ -25,7 +25,10 @@ import aiohttp
 from pydantic import BaseModel
 
 from agents import Agent, SamplingParams, VLLMServer, build_tiny_model, skill
+from bench.report import BarChart, Baseline, Better, Figure, Section, Table
+from bench.runner import percentiles, run_alone
 
+SUITE = "agents_backend"
 MODEL = "tiny-bench"
 PROMPT = "The for statement is used to iterate over the elements of a sequence"
 CALLS = 60  # per variant, interleaved
@@ -51,11 +54,6 @@ class _Echo(Agent):
     @skill
     async def complete(self, req: _In) -> _Out:
         return _Out(text=await self.llm.complete(req.text, max_tokens=OUTPUT_TOKENS, temperature=0.0))
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
 async def _timed(call: Callable[[], Awaitable[Any]]) -> float:
@@ -120,31 +118,83 @@ async def measure_score(server: VLLMServer) -> list[tuple[float, float]]:
     return pairs
 
 
-async def main() -> None:
+async def main() -> Section:
     with tempfile.TemporaryDirectory(prefix="bench-tiny-") as directory:
         model_dir = build_tiny_model(Path(directory), seed=0)
         async with VLLMServer(model_dir, name=MODEL, kv_cache_gib=1) as server:
             overhead = await measure_overhead(server)
             scores = await measure_score(server)
 
-    print(f"\nagents: per-call latency against vLLM on the CPU ({CALLS} interleaved calls, {OUTPUT_TOKENS} tokens)")
-    baseline_p50 = _percentiles(overhead["raw aiohttp, same body"])[0]
-    print(f"  {'variant':<26} {'p50 ms':>8} {'p99 ms':>8} {'p50 over same-body raw':>24}")
-    for name, samples in overhead.items():
-        p50, p99 = _percentiles(samples)
-        print(f"  {name:<26} {p50 * 1e3:8.2f} {p99 * 1e3:8.2f} {(p50 - baseline_p50) * 1e3:+21.2f} ms")
-    paired = [
-        ours - raw
-        for ours, raw in zip(overhead["VLLMBackend.complete"], overhead["raw aiohttp, same body"], strict=True)
-    ]
-    print(f"  VLLMBackend overhead per call, paired: p50 {statistics.median(paired) * 1e3:+.2f} ms")
-
-    generation = [pair[0] for pair in scores]
-    scoring = [pair[1] for pair in scores]
-    ratios = [score / generated for generated, score in scores]
-    print(
-        f"\nagents: verifier's cost, score() against generating the same {SCORED_TOKENS} tokens ({SCORE_PAIRS} outputs)"
+    baseline_name = "raw aiohttp, same body"
+    baseline_p50 = percentiles(overhead[baseline_name])[0]
+    latency = Table(
+        title=f"Per-call latency against vLLM on the CPU ({CALLS} interleaved calls, {OUTPUT_TOKENS} tokens)",
+        columns=("variant", "p50 ms", "p99 ms", "p50 over same-body raw ms"),
+        rows=[
+            (name, p50 * 1e3, p99 * 1e3, (p50 - baseline_p50) * 1e3)
+            for name, (p50, p99) in ((name, percentiles(samples)) for name, samples in overhead.items())
+        ],
     )
-    print(f"  generate  p50 {statistics.median(generation) * 1e3:8.1f} ms")
-    print(f"  score     p50 {statistics.median(scoring) * 1e3:8.1f} ms")
-    print(f"  score / generate: p50 {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
+    paired = [ours - raw for ours, raw in zip(overhead["VLLMBackend.complete"], overhead[baseline_name], strict=True)]
+    generation = [generated for generated, _ in scores]
+    scoring = [scored for _, scored in scores]
+    ratios = [scored / generated for generated, scored in scores]
+    verifier = Table(
+        title=f"Verifier's cost: score() against generating the same {SCORED_TOKENS} tokens ({SCORE_PAIRS} outputs)",
+        columns=("generate p50 ms", "score p50 ms", "score / generate p50", "score / generate max"),
+        rows=[
+            (
+                statistics.median(generation) * 1e3,
+                statistics.median(scoring) * 1e3,
+                statistics.median(ratios),
+                max(ratios),
+            )
+        ],
+    )
+    raw = Baseline(name=f"{baseline_name}, p50", value=baseline_p50 * 1e3)
+    figures = [
+        *(
+            Figure(
+                name=f"{variant}, p50 ({OUTPUT_TOKENS} tokens)",
+                value=percentiles(overhead[variant])[0] * 1e3,
+                unit="ms",
+                baseline=raw,
+                better=Better.LOWER,
+            )
+            for variant in ("VLLMBackend.complete", "Agent.invoke (1 call)")
+        ),
+        Figure(
+            name=f"score() of a {SCORED_TOKENS}-token output, p50",
+            value=statistics.median(scoring) * 1e3,
+            unit="ms",
+            baseline=Baseline(name="generating it, p50", value=statistics.median(generation) * 1e3),
+            better=Better.LOWER,
+        ),
+    ]
+    return Section(
+        suite=SUITE,
+        title="The agent SDK's cost on top of vLLM, and the verifier's score() against generation",
+        description=(
+            "One vLLM CPU server of the tiny model. Calls of each variant are interleaved, so that drift of a "
+            "shared machine hits every variant alike: a bare OpenAI completion request decoded with aiohttp, the "
+            "exact body VLLMBackend sends (token ids, logprobs by id; the baseline), VLLMBackend.complete (that "
+            "request plus parsing and the ModelCall record) and Agent.invoke of a one-call skill (input validation, "
+            f"the recorded self.llm, output check). Then score(), the teacher-forced re-scoring of {SCORED_TOKENS} "
+            "sampled tokens a verifier runs, against generating them."
+        ),
+        figures=figures,
+        tables=[
+            latency,
+            Table(
+                title="VLLMBackend.complete minus raw same-body call, paired per call",
+                columns=("p50 ms",),
+                rows=[(statistics.median(paired) * 1e3,)],
+            ),
+            verifier,
+        ],
+        charts=[BarChart.of("latency", "Latency p50 beside its baseline in the same run", figures)],
+    )
+
+
+if __name__ == "__main__":
+    run_alone(SUITE, main)

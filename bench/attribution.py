@@ -1,21 +1,23 @@
 """Proof of Attribution: index build cost and ``attribute()`` latency by index size, against a linear scan.
 
-Run: ``python -m bench.attribution`` (``--large`` adds a 50M-token index; about three more minutes). Corpora need no
-download: CPython's ``pydoc_data`` topics (10%, 50% and 100% of them) and, for larger indexes, the ``.py`` files of
-the running interpreter's standard library, one contribution per file, tokenized with the tiny model's tokenizer.
+Run: ``python -m bench.attribution`` (``--large`` adds a 50M-token index; about three more minutes), or
+``python -m bench --only attribution`` for the report files. Corpora need no download: CPython's ``pydoc_data``
+topics (10%, 50% and 100% of them) and, for larger indexes, the ``.py`` files of the running interpreter's standard
+library, one contribution per file, tokenized with the tiny model's tokenizer.
 
-For each index it prints the build time end to end (tokenizing, suffix sorting, writing and hashing the files),
-the tokenizer's and the suffix sort's share of it (each measured again on its own), the size on disk per token,
-and the latency of :meth:`AttributionIndex.attribute` on
-256-token outputs that echo the data (windows of the corpus with one token in 24 replaced at random, as a model
-that paraphrases its training data would produce). The baseline, in the same run on the same outputs, finds every
-occurrence of the same spans by a vectorised linear scan of the token array (first-token candidates, then
-filtering by each next token), and the bench checks that both count the same occurrences.
+For each index it reports the build time end to end (tokenizing, suffix sorting, writing and hashing the files), the
+tokenizer's and the suffix sort's share of it (each measured again on its own), the size on disk per token, and the
+latency of :meth:`AttributionIndex.attribute` on 256-token outputs that echo the data (windows of the corpus with
+one token in 24 replaced at random, as a model that paraphrases its training data would produce). The baseline, in
+the same run on the same outputs, finds every occurrence of the same spans by a vectorised linear scan of the token
+array (first-token candidates, then filtering by each next token), and the bench checks that both count the same
+occurrences.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sysconfig
 import tempfile
@@ -30,7 +32,10 @@ import numpy.typing as npt
 from agents import build_tiny_model
 from agents.attribution import AttributionIndex, Contribution, Datanet, load_tokenizer
 from agents.attribution._suffix import build_suffix_array  # the step the index adds to tokenizing, timed alone
+from bench.report import Baseline, Better, Figure, Headline, LineChart, Section, Series, Table
+from bench.runner import percentiles, run_alone
 
+SUITE = "attribution"
 CONTRIBUTORS = tuple(f"0x{number:040x}" for number in range(1, 9))
 OUTPUT_TOKENS = 256
 SUBSTITUTION_RATE = 1 / 24
@@ -101,11 +106,6 @@ def scan(tokens: npt.NDArray[np.unsignedinteger], pattern: list[int]) -> int:
     return len(positions)
 
 
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-
-
 @dataclass(frozen=True)
 class Row:
     """The figures of one index."""
@@ -155,7 +155,7 @@ def measure(name: str, texts: list[str], model_dir: Path, workdir: Path) -> Row:
     )
 
 
-def main(large: bool = False) -> None:
+def main(large: bool = False) -> Section:
     with tempfile.TemporaryDirectory(prefix="bench-attribution-") as directory:
         workdir = Path(directory)
         model_dir = build_tiny_model(workdir / "tiny-model", seed=0)
@@ -163,29 +163,110 @@ def main(large: bool = False) -> None:
         sizes = (*STDLIB_SIZES, LARGE_SIZE) if large else STDLIB_SIZES
         corpora += [(f"stdlib {size // 1_000_000}M", stdlib_corpus(size)) for size in sizes]
         rows = [measure(name, texts, model_dir, workdir) for name, texts in corpora]
+    return _section(rows)
 
-    print("\nattribution: index build (tiny model's tokenizer, one contribution per topic or file)")
-    print(f"  {'index':<12} {'contributions':>13} {'tokens':>11} {'build s':>8} {'Mtok/s':>7} {'tokenize s':>10} "
-          f"{'sort s':>7} {'sort Mtok/s':>11} {'bytes/token':>11}")  # fmt: skip
-    for row in rows:
-        print(
-            f"  {row.name:<12} {row.contributions:>13,} {row.tokens:>11,} {row.build_s:>8.2f} "
-            f"{row.tokens / row.build_s / 1e6:>7.2f} {row.tokenize_s:>10.2f} {row.sort_s:>7.2f} "
-            f"{row.tokens / row.sort_s / 1e6:>11.2f} {row.bytes_per_token:>11.2f}"
+
+def _section(rows: list[Row]) -> Section:
+    figures = [
+        Figure(
+            name=f"attribute() p50 on a {OUTPUT_TOKENS}-token output, {row.name} index ({row.tokens:,} tokens)",
+            value=row.latency_s[0] * 1e3,
+            unit="ms",
+            baseline=Baseline(name="linear scan for the same spans, p50", value=row.scan_s[0] * 1e3),
+            better=Better.LOWER,
+            headline=Headline.ATTRIBUTION_LATENCY if row is rows[-1] else None,
         )
-    print(f"\nattribution: attribute() on {OUTPUT_TOKENS}-token outputs ({OUTPUTS} per index), against a linear scan "
-          f"for the same spans ({SCANNED} outputs)")  # fmt: skip
-    print(f"  {'index':<12} {'tokens':>11} {'p50 ms':>7} {'p99 ms':>7} {'spans':>6} {'scan p50 ms':>11} "
-          f"{'scan p99 ms':>11} {'speed-up':>8} {'same counts':>11}")  # fmt: skip
-    for row in rows:
-        (p50, p99), (scan50, scan99) = row.latency_s, row.scan_s
-        print(
-            f"  {row.name:<12} {row.tokens:>11,} {p50 * 1e3:>7.2f} {p99 * 1e3:>7.2f} {row.spans:>6.1f} "
-            f"{scan50 * 1e3:>11.2f} {scan99 * 1e3:>11.2f} {scan50 / p50:>7.1f}x {row.agree:>8}/{SCANNED}"
-        )
+        for row in rows
+    ]
+    build = Table(
+        title="Index build (tiny model's tokenizer, one contribution per topic or file)",
+        columns=(
+            "index",
+            "contributions",
+            "tokens",
+            "build s",
+            "Mtok/s",
+            "tokenize s",
+            "sort s",
+            "sort Mtok/s",
+            "bytes/token",
+        ),
+        rows=[
+            (
+                row.name,
+                row.contributions,
+                row.tokens,
+                row.build_s,
+                row.tokens / row.build_s / 1e6,
+                row.tokenize_s,
+                row.sort_s,
+                row.tokens / row.sort_s / 1e6,
+                row.bytes_per_token,
+            )
+            for row in rows
+        ],
+    )
+    latency = Table(
+        title=f"attribute() on {OUTPUT_TOKENS}-token outputs ({OUTPUTS} per index), against a linear scan for the "
+        f"same spans ({SCANNED} outputs)",
+        columns=(
+            "index",
+            "tokens",
+            "p50 ms",
+            "p99 ms",
+            "spans/output",
+            "scan p50 ms",
+            "scan p99 ms",
+            "speed-up",
+            "same counts",
+        ),
+        rows=[
+            (
+                row.name,
+                row.tokens,
+                row.latency_s[0] * 1e3,
+                row.latency_s[1] * 1e3,
+                row.spans,
+                row.scan_s[0] * 1e3,
+                row.scan_s[1] * 1e3,
+                row.scan_s[0] / row.latency_s[0],
+                f"{row.agree}/{SCANNED}",
+            )
+            for row in rows
+        ],
+    )
+    chart = LineChart(
+        name="latency",
+        title=f"Attribution latency against index size ({OUTPUT_TOKENS}-token outputs, p50)",
+        x_label="index size (tokens)",
+        y_label="ms per output",
+        x=[row.tokens for row in rows],
+        series=[
+            Series(name="attribute() (suffix array)", values=[row.latency_s[0] * 1e3 for row in rows]),
+            Series(name="linear scan, same spans (baseline)", values=[row.scan_s[0] * 1e3 for row in rows]),
+        ],
+        log_x=True,
+        log_y=True,
+    )
+    return Section(
+        suite=SUITE,
+        title="Proof of Attribution: index build and attribute() latency against index size",
+        description=(
+            "Indexes of CPython's pydoc topics (10%, 50% and 100%) and of the standard library's .py files (about "
+            f"{', '.join(f'{size // 1_000_000}M' for size in STDLIB_SIZES)} tokens; 50M more with --large), built "
+            "with the tiny model's tokenizer, one contribution per topic or file: build time end to end and the "
+            "tokenizer's and the suffix sort's share. attribute() runs on "
+            f"{OUTPUT_TOKENS}-token outputs that echo the data (corpus windows with one token in "
+            f"{round(1 / SUBSTITUTION_RATE)} replaced at random); the baseline finds every occurrence of the same "
+            "spans by a vectorised linear scan of the token array, and both must count the same occurrences."
+        ),
+        figures=figures,
+        tables=[build, latency],
+        charts=[chart],
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help=f"also build a {LARGE_SIZE:,}-token index")
-    main(large=parser.parse_args().large)
+    run_alone(SUITE, functools.partial(main, large=parser.parse_args().large))

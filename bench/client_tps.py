@@ -1,7 +1,7 @@
 """Transactions per second through :class:`staking.Transactor` against anvil, beside plain web3.py defaults.
 
-Run: ``make bench`` (or ``python -m bench``). Both sides sign locally and send OPEN transfers on one fresh anvil;
-the RPC requests each transaction costs are counted at the provider.
+Run: ``python -m bench.client_tps`` (or ``python -m bench --only client_tps``). Both sides sign locally and send
+OPEN transfers on one fresh anvil; the RPC requests each transaction costs are counted at the provider.
 
 - ours: one Transactor (nonce lock, pending-block gas estimate, EIP-1559 fees, receipt polls every 20 ms);
 - baseline: web3.py's defaults: the nonce from ``eth_getTransactionCount(pending)``, ``build_transaction`` filling
@@ -20,8 +20,11 @@ from eth_account.signers.local import LocalAccount
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.types import RPCEndpoint, RPCResponse
 
+from bench.report import BarChart, Baseline, Better, Figure, Headline, Section, Table
+from bench.runner import run_alone
 from staking import Anvil, Transactor, deploy, dev_accounts
 
+SUITE = "client_tps"
 TRANSFERS = 300
 
 
@@ -86,13 +89,49 @@ async def measure() -> list[tuple[str, float, float, int]]:
     return rows
 
 
-async def main() -> None:
+async def main() -> Section:
     rows = await measure()
-    print(f"{TRANSFERS} OPEN transfers on anvil")
-    print(f"{'variant':<28} {'landed tx/s':>11} {'RPC/send':>8} {'failed':>7}")
-    for label, tps, rpcs, failed in rows:
-        print(f"{label:<28} {tps:>11.1f} {rpcs:>8.2f} {failed:>7}")
-    by_label = {label: tps for label, tps, _, _ in rows}
-    for mode in ("sequential", "concurrent"):
-        ratio = by_label[f"ours, {mode}"] / by_label[f"web3 defaults, {mode}"]
-        print(f"ours / web3 defaults, {mode}: {ratio:.2f}x")
+    by_label = {label: (tps, rpcs) for label, tps, rpcs, _ in rows}
+    figures = [
+        Figure(
+            name=f"landed tx/s through Transactor, {mode}",
+            value=by_label[f"ours, {mode}"][0],
+            unit="tx/s",
+            baseline=Baseline(name=f"web3.py defaults, {mode}", value=by_label[f"web3 defaults, {mode}"][0]),
+            better=Better.HIGHER,
+            headline=Headline.CLIENT_TPS if mode == "concurrent" else None,
+        )
+        for mode in ("sequential", "concurrent")
+    ]
+    rpc = Figure(
+        name="RPC requests per transaction through Transactor, sequential",
+        value=by_label["ours, sequential"][1],
+        unit="RPC/tx",
+        baseline=Baseline(name="web3.py defaults, sequential", value=by_label["web3 defaults, sequential"][1]),
+        better=Better.LOWER,
+    )
+    return Section(
+        suite=SUITE,
+        title="Client transactions per second through Transactor, against web3.py's defaults",
+        description=(
+            f"{TRANSFERS} OPEN transfers, signed locally, sent one after the other and all at once on one fresh anvil, "
+            "by one Transactor (nonce lock, pending-block gas estimate, EIP-1559 fees, receipt polls every 20 ms) "
+            "and, as the baseline, by web3.py's defaults (nonce from eth_getTransactionCount(pending), "
+            "build_transaction, wait_for_transaction_receipt polling every 100 ms). Landed transactions per second "
+            "and the JSON-RPC requests each costs, counted at the provider; concurrent baseline sends collide on "
+            "nonces and the failures are counted."
+        ),
+        figures=[*figures, rpc],
+        tables=[
+            Table(
+                title=f"{TRANSFERS} OPEN transfers on anvil",
+                columns=("variant", "landed tx/s", "RPC requests per send", "failed sends"),
+                rows=rows,
+            )
+        ],
+        charts=[BarChart.of("tx-per-second", "Landed transactions per second", figures)],
+    )
+
+
+if __name__ == "__main__":
+    run_alone(SUITE, main)

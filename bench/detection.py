@@ -1,9 +1,10 @@
 """How surely and how fast validators catch each cheating agent of examples/cheaters.py, beside an honest agent.
 
-Run: ``python -m bench.detection``. One anvil with the deployed suite, the Python reference topics registered as
-the tiny model's datanet, one vLLM CPU server for the model (the agents' and the validators' engine) and, for the
-cheaper-model agent only, a second one serving other weights under the same name. Two staked validators run the
-real daemon, their jobs driven by hand: one audits every receipt (rate 1.0) and challenges, one votes.
+Run: ``python -m bench.detection`` (or ``python -m bench --only detection``). One anvil with the deployed suite, the
+Python reference topics registered as the tiny model's datanet, one vLLM CPU server for the model (the agents' and
+the validators' engine) and, for the cheaper-model agent only, a second one serving other weights under the same
+name. Two staked validators run the real daemon, their jobs driven by hand: one audits every receipt (rate 1.0) and
+challenges, one votes.
 
 Every agent, the honest summarizer first (the baseline), serves ``REQUESTS`` paid calls from one payer through
 :class:`runtime.client.AgentClient` (greedy summaries and seeded sampled chats in turn), commits them as one epoch,
@@ -46,6 +47,8 @@ from web3 import AsyncWeb3
 
 from agents import VLLMBackend, VLLMServer, build_tiny_model, load_agent_class
 from agents.attribution import AttributionIndex, Contribution, Datanet
+from bench.report import BarChart, Baseline, Better, Cell, Figure, Section, Table
+from bench.runner import run_alone
 from runtime.client import AgentClient
 from runtime.config import AgentSettings
 from runtime.serve import AgentService
@@ -64,6 +67,7 @@ from staking import (
 from staking.types import DisputeKind
 from validator import ModelSettings, ValidatorDaemon, ValidatorSettings, sample_positions
 
+SUITE = "detection"
 MODEL = "tiny-docs"
 EXAMPLES = Path(__file__).parents[1] / "examples"
 EXAMPLE = f"{EXAMPLES / 'summarizer.py'}:Summarizer"
@@ -327,58 +331,103 @@ def caught_at_rate(outcome: Outcome, rate: float, samples: int) -> tuple[float, 
     return computed, hits / samples
 
 
-def _share(caught: set[int], seqs: list[int]) -> str:
-    return f"{len(caught & set(seqs))}/{len(seqs)}" if seqs else "-"
+def _share(caught: set[int], seqs: list[int]) -> str | None:
+    return f"{len(caught & set(seqs))}/{len(seqs)}" if seqs else None
 
 
-async def main() -> None:
+def _row(outcome: Outcome) -> tuple[Cell, ...]:
+    """One agent's line: caught greedy and sampled receipts, detection rate, chance at the sample rate, timing."""
+    agent, cheating = outcome.agent, outcome.cheating
+    greedy = [seq for seq in cheating if outcome.skills[seq] == "summarize"]
+    sampled = [seq for seq in cheating if outcome.skills[seq] == "chat"]
+    rate = len(outcome.caught & set(cheating)) / len(cheating) * 100 if cheating else None
+    computed: Cell = None
+    measured: Cell = None
+    if agent.fault in {DisputeKind.OUTPUT, DisputeKind.ATTRIBUTION}:
+        computed, measured = caught_at_rate(outcome, SAMPLE_RATE, SAMPLES)
+    elif agent.fault is not None:
+        computed = "any rate (payer's report)"
+    blocks: Cell = None
+    seconds: Cell = None
+    if outcome.slashes:
+        block, at = outcome.slashes[0]
+        blocks, seconds = block - outcome.commit_block, at - outcome.commit_time
+    return (
+        agent.name,
+        agent.fault.name.lower() if agent.fault is not None else None,
+        _share(outcome.caught, greedy),
+        _share(outcome.caught, sampled),
+        rate,
+        computed,
+        measured,
+        outcome.findings,
+        outcome.disputes,
+        len(outcome.slashes),
+        blocks,
+        seconds,
+    )
+
+
+async def main() -> Section:
     # The cheats make hosts and validators log every refusal, failed audit and challenge: the figures are the output.
     logging.disable(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="bench-detection-") as directory:
         outcomes = await measure(Path(directory))
-    greedy_n, sampled_n = (REQUESTS + 1) // 2, REQUESTS // 2
-    print(
-        f"\ndetection: {REQUESTS} paid requests per agent ({greedy_n} greedy summaries, {sampled_n} sampled chats, "
-        f"{OUTPUT_TOKENS} tokens), every receipt audited and reported by the payer"
-    )
-    header = (
-        f"  {'agent':<26} {'fault':<12} {'greedy':>7} {'sampled':>7} {'rate':>5} "
-        f"{f'P(caught) r={SAMPLE_RATE:g}: computed':>26} {'measured':>8}   {'commit->slash':>13} {'block s':>8}"
-    )
-    print(header)
-    by_sampling = {DisputeKind.OUTPUT, DisputeKind.ATTRIBUTION}
-    for outcome in outcomes:
-        agent = outcome.agent
-        cheating = outcome.cheating
-        greedy = [seq for seq in cheating if outcome.skills[seq] == "summarize"]
-        sampled = [seq for seq in cheating if outcome.skills[seq] == "chat"]
-        if agent.fault is None:
-            print(
-                f"  {agent.name:<26} {'-':<12} findings {outcome.findings} of {2 * REQUESTS} audits and reports, "
-                f"{outcome.disputes} disputes, {len(outcome.slashes)} slashes"
-            )
-            continue
-        rate = len(outcome.caught & set(cheating)) / len(cheating)
-        if agent.fault in by_sampling:
-            computed, measured = caught_at_rate(outcome, SAMPLE_RATE, SAMPLES)
-            chance = f"{f'{computed:.3f} (n={len(cheating)})':>26} {measured:>8.3f}"
-        else:
-            chance = f"{'payer report: any rate':>26} {'-':>8}"
-        if outcome.slashes:
-            block, at = outcome.slashes[0]
-            slash = f"{block - outcome.commit_block:>13} {at - outcome.commit_time:>8}"
-        else:
-            slash = f"{'no slash':>13} {'-':>8}"
-        print(
-            f"  {agent.name:<26} {agent.fault.name.lower():<12} {_share(outcome.caught, greedy):>7} "
-            f"{_share(outcome.caught, sampled):>7} {rate:>5.2f} {chance}   {slash}"
+    (honest,) = (outcome for outcome in outcomes if outcome.agent.fault is None)
+    baseline = Baseline(name="honest agent: share of its receipts challenged", value=honest.disputes / REQUESTS * 100)
+    figures = [
+        Figure(
+            name=f"detection rate, {outcome.agent.name} ({outcome.agent.fault.name.lower()})",
+            value=len(outcome.caught & set(outcome.cheating)) / len(outcome.cheating) * 100,
+            unit="%",
+            baseline=baseline,
+            better=Better.HIGHER,
         )
-    parameters = DeploymentConfig().disputes
-    print(
-        f"  block time bounds: voting period {parameters.voting_period} s (Output, Attribution), response window "
-        f"{parameters.response_window} s (withholding), none (equivocation); anvil mines one block per transaction"
+        for outcome in outcomes
+        if outcome.agent.fault is not None
+    ]
+    greedy_n, sampled_n = (REQUESTS + 1) // 2, REQUESTS // 2
+    disputes = DeploymentConfig().disputes
+    table = Table(
+        title=f"{REQUESTS} paid requests per agent ({greedy_n} greedy summaries, {sampled_n} sampled chats), every "
+        "receipt audited and reported by the payer",
+        columns=(
+            "agent",
+            "fault",
+            "greedy caught",
+            "sampled caught",
+            "detection %",
+            f"P(caught) r={SAMPLE_RATE:g}, computed",
+            "measured",
+            "findings",
+            "disputes",
+            "slashes",
+            "commit->slash blocks",
+            "commit->slash block s",
+        ),
+        rows=[_row(outcome) for outcome in outcomes],
+    )
+    return Section(
+        suite=SUITE,
+        title="How surely and how fast validators catch each cheating agent, beside an honest one",
+        description=(
+            "One anvil with the deployed suite, CPython's reference topics registered as the tiny model's datanet "
+            "and one vLLM CPU server (a second one with other weights for the cheaper-model agent). Each agent of "
+            f"examples/cheaters.py, and the honest summarizer first as the baseline, serves {REQUESTS} paid calls of "
+            f"{OUTPUT_TOKENS} tokens from one payer, commits them as one epoch, and the payer reports every receipt "
+            "to a validator that audits all of them (rate 1.0) and challenges; a second validator votes. Detection "
+            "rate: the share of cheating receipts challenged for the cheat's fault. P(caught): the chance that a "
+            f"validator auditing {SAMPLE_RATE:g} of the epoch challenges, computed as 1 - (1 - r d)^n and measured "
+            f"over {SAMPLES:,} random samples. Commit to slash: anvil blocks and block-time seconds from the commit to "
+            f"the first Slashed event, bounded by the voting period ({disputes.voting_period} s) for bonded "
+            f"challenges, the response window ({disputes.response_window} s) for withholding and nothing for "
+            "equivocation; anvil mines one block per transaction."
+        ),
+        figures=figures,
+        tables=[table],
+        charts=[BarChart.of("detection-rate", "Detection rate per cheat, every receipt audited", figures)],
     )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_alone(SUITE, main)

@@ -1,7 +1,7 @@
 """Gas of the core contracts on anvil, against the baseline of one EIP-3009 transfer per paid request.
 
-Run: ``make bench`` (or ``python -m bench``). Figures are gas units from transaction receipts; they do not
-depend on the machine.
+Run: ``python -m bench.gas`` (or ``python -m bench --only gas`` for the report files). Figures are gas units from
+transaction receipts; they do not depend on the machine.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from bench.report import BarChart, Baseline, Better, Figure, Headline, Section, Table
+from bench.runner import run_alone
 from staking import (
     Anvil,
     Domain,
@@ -23,6 +25,7 @@ from staking import (
     to_wei_open,
 )
 
+SUITE = "gas"
 AGENT = 0
 PRICE = to_wei_open("0.01")
 BATCH = 100
@@ -114,23 +117,49 @@ async def _creation_gas(w3: Any, deployer: str, address: str, from_block: int) -
     raise LookupError(f"no creation transaction for {address}")
 
 
-async def main() -> None:
+async def main() -> Section:
     gas = await measure()
-    baseline = gas["transferWithAuthorization"]
-    print(f"{'action':<30} {'gas':>11}")
-    for name, used in gas.items():
-        print(f"{name:<30} {used:>11,}")
+    baseline = Baseline(name="one EIP-3009 transfer per request (x402 exact)", value=gas["transferWithAuthorization"])
     per_voucher = gas[f"claim {BATCH} vouchers"] / BATCH
-    print()
-    print(f"gas per paid request, channel claimed in a batch of {BATCH}: {per_voucher:,.0f}")
-    print(f"gas per paid request, one EIP-3009 transfer each (baseline): {baseline:,}")
-    print(f"ratio channel / baseline: {per_voucher / baseline:.2f}")
-    one_payer_epoch = (gas["claim 1 voucher"] + gas["commitEpoch"]) / EPOCH_REQUESTS
-    print()
-    print(f"epoch of {EPOCH_REQUESTS} requests, one payer (one claim + one commit): {one_payer_epoch:,.0f} gas/request")
-    many_payers_epoch = per_voucher + gas["commitEpoch"] / EPOCH_REQUESTS
-    print(
-        f"epoch of {EPOCH_REQUESTS} requests from {EPOCH_REQUESTS} payers (batched claims + commit): "
-        f"{many_payers_epoch:,.0f} gas/request"
+    figures = [
+        Figure(
+            name=f"gas per paid request, channel vouchers claimed {BATCH} per transaction",
+            value=per_voucher,
+            unit="gas",
+            baseline=baseline,
+            better=Better.LOWER,
+            headline=Headline.GAS,
+        ),
+        Figure(
+            name=f"gas per request, epoch of {EPOCH_REQUESTS:,} requests from one payer (one claim + one commit)",
+            value=(gas["claim 1 voucher"] + gas["commitEpoch"]) / EPOCH_REQUESTS,
+            unit="gas",
+            baseline=baseline,
+            better=Better.LOWER,
+        ),
+        Figure(
+            name=f"gas per request, epoch of {EPOCH_REQUESTS:,} requests from {EPOCH_REQUESTS:,} payers "
+            "(batched claims + commit)",
+            value=per_voucher + gas["commitEpoch"] / EPOCH_REQUESTS,
+            unit="gas",
+            baseline=baseline,
+            better=Better.LOWER,
+        ),
+    ]
+    return Section(
+        suite=SUITE,
+        title="Gas per contract action and per paid request",
+        description=(
+            "Each contract action runs once on a fresh anvil with the deployed suite and its gas is read from the "
+            f"transaction receipt (machine-independent). A paid request settled through a payment channel costs "
+            f"its share of a claim of {BATCH} vouchers, and an epoch adds its share of one commitEpoch; the baseline "
+            "is x402's exact scheme, one EIP-3009 transferWithAuthorization per request, measured on the same chain."
+        ),
+        figures=figures,
+        tables=[Table(title="Gas per action", columns=("action", "gas"), rows=list(gas.items()))],
+        charts=[BarChart.of("per-request", "Gas per paid request", figures, log=True)],
     )
-    print(f"ratio one-payer epoch / baseline: {one_payer_epoch / baseline:.4f}")
+
+
+if __name__ == "__main__":
+    run_alone(SUITE, main)

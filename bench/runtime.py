@@ -1,7 +1,7 @@
 """What being paid costs an agent: the payment + attribution + receipt + journal path over the bare skill call.
 
-Run: ``make bench`` (or ``python -m bench.runtime``). One anvil, the deployed suite, the example summarizer agent
-served by :class:`runtime.serve.AgentService` over HTTP, paid with channel vouchers:
+Run: ``python -m bench.runtime`` (or ``python -m bench --only runtime``). One anvil, the deployed suite, the example
+summarizer agent served by :class:`runtime.serve.AgentService` over HTTP, paid with channel vouchers:
 
 - *instant backend*: a backend that answers at once with a fixed model call (a passage of the docs, so that
   attribution finds spans), to isolate the runtime; baseline: ``agent.invoke`` of the same skill, in process.
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import itertools
 import pydoc_data.topics
-import statistics
 import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -35,6 +34,8 @@ from agents.attribution import AttributionIndex, Contribution, Datanet, load_tok
 from agents.backend import Prompt
 from agents.factory import model_id as model_id_of
 from agents.protocol import ChatMessage, TokenLogprob
+from bench.report import BarChart, Baseline, Better, Figure, Headline, Section, Table
+from bench.runner import percentiles, run_alone
 from runtime.config import AgentSettings
 from runtime.payments import channel_payment_payload
 from runtime.protocol import PAYMENT_SIGNATURE_HEADER, ChannelRequirements, encode_header
@@ -53,6 +54,7 @@ from staking import (
     to_wei_open,
 )
 
+SUITE = "runtime"
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "summarizer.py") + ":Summarizer"
 PRICE = to_wei_open("0.01")
 INSTANT_REQUESTS = 400
@@ -167,11 +169,6 @@ async def _world() -> AsyncIterator[_World]:
             yield world
 
 
-def _percentiles(samples: Sequence[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
 async def _channels(world: _World, service: AgentService, count: int, deposit: int) -> list[tuple[int, bytes]]:
     payers = list(range(2, 7))
     opened = []
@@ -221,7 +218,8 @@ async def _measure(world: _World, service: AgentService, requests: int) -> dict[
 
         async def call(header: str) -> None:
             async with http.post("/v1/skills/summarize", json=BODY, headers={PAYMENT_SIGNATURE_HEADER: header}) as r:
-                assert r.status == 200, await r.text()
+                if r.status != 200:
+                    raise RuntimeError(f"a paid call answered {r.status}: {await r.text()}")
                 await r.read()
 
         for header in sequential:
@@ -236,8 +234,8 @@ async def _measure(world: _World, service: AgentService, requests: int) -> dict[
         started = time.perf_counter()
         await asyncio.gather(*(run(headers) for headers in concurrent))
         elapsed = time.perf_counter() - started
-    bare_p50, bare_p99 = _percentiles(bare)
-    paid_p50, paid_p99 = _percentiles(paid)
+    bare_p50, bare_p99 = percentiles(bare)
+    paid_p50, paid_p99 = percentiles(paid)
     return {
         "bare_p50_ms": bare_p50 * 1e3,
         "bare_p99_ms": bare_p99 * 1e3,
@@ -254,42 +252,111 @@ def _journal_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
-def _row(name: str, ours: float, baseline: float, unit: str) -> str:
-    return f"  {name:<34} {ours:>10.2f} {unit:<6} baseline {baseline:>10.2f} {unit:<6} ratio {ours / baseline:>6.2f}"
+def _figures(backend: str, figures: dict[str, float], *, headlines: bool) -> list[Figure]:
+    """Paid over HTTP against ``agent.invoke`` in process: latency p50 and p99, and throughput."""
+    latency = [
+        Figure(
+            name=f"paid HTTP call latency {p}, {backend}",
+            value=figures[f"paid_{p}_ms"],
+            unit="ms",
+            baseline=Baseline(name=f"agent.invoke in process, {p}", value=figures[f"bare_{p}_ms"]),
+            better=Better.LOWER,
+            headline=Headline.PAYMENT_OVERHEAD if headlines and p == "p50" else None,
+        )
+        for p in ("p50", "p99")
+    ]
+    throughput = Figure(
+        name=f"paid req/s over {CONCURRENT_CHANNELS} concurrent channels, {backend}",
+        value=figures["paid_rps"],
+        unit="req/s",
+        baseline=Baseline(name=f"agent.invoke in process, {CONCURRENT_CHANNELS} at a time", value=figures["bare_rps"]),
+        better=Better.HIGHER,
+        headline=Headline.PAID_RPS if headlines else None,
+    )
+    return [*latency, throughput]
 
 
-async def main() -> None:
+async def main() -> Section:
     async with _world() as world:
         agent_settings, chain_settings = world.settings(world.root / "instant.sqlite")
         backend = InstantBackend(world.quoted, "tiny-docs")
         async with AgentService.start(
             agent_settings, chain_settings, operator=world.keys[1], signer=Account.create(), backend=backend
         ) as service:
-            figures = await _measure(world, service, INSTANT_REQUESTS)
+            instant = await _measure(world, service, INSTANT_REQUESTS)
             await service.jobs.commit_epochs(force=True)
-        journal = agent_settings.journal
-        per_request = _journal_bytes(journal) / (
-            INSTANT_REQUESTS + (INSTANT_REQUESTS // CONCURRENT_CHANNELS) * CONCURRENT_CHANNELS
-        )
-        print("instant backend (the runtime's own cost), paid over HTTP vs agent.invoke in process:")
-        print(_row("latency p50", figures["paid_p50_ms"], figures["bare_p50_ms"], "ms"))
-        print(_row("latency p99", figures["paid_p99_ms"], figures["bare_p99_ms"], "ms"))
-        added = f"p50 {figures['added_p50_ms']:.2f} ms, p99 {figures['added_p99_ms']:.2f} ms"
-        print(f"  added by payment+receipt+journal   {added}")
-        print(_row("throughput", figures["paid_rps"], figures["bare_rps"], "req/s"))
-        print(f"  journal bytes per paid request     {per_request:,.0f}")
+        journal = _journal_bytes(agent_settings.journal)
+        paid_requests = INSTANT_REQUESTS + (INSTANT_REQUESTS // CONCURRENT_CHANNELS) * CONCURRENT_CHANNELS
 
         async with VLLMServer(world.model_dir, name="tiny-docs", kv_cache_gib=1, ready_timeout=900) as server:
             agent_settings, chain_settings = world.settings(world.root / "vllm.sqlite", server.url)
             async with AgentService.start(
                 agent_settings, chain_settings, operator=world.keys[8], signer=Account.create()
             ) as service:
-                figures = await _measure(world, service, VLLM_REQUESTS)
-        print("vLLM CPU (tiny model), paid over HTTP vs agent.invoke in process:")
-        print(_row("latency p50", figures["paid_p50_ms"], figures["bare_p50_ms"], "ms"))
-        print(_row("latency p99", figures["paid_p99_ms"], figures["bare_p99_ms"], "ms"))
-        print(_row("throughput", figures["paid_rps"], figures["bare_rps"], "req/s"))
+                vllm = await _measure(world, service, VLLM_REQUESTS)
+
+    # The instant backend's figures are the headline's: they are the runtime's own cost, inference taken out.
+    instant_name, vllm_name = "instant backend", "vLLM CPU, tiny model"
+    figures = [*_figures(instant_name, instant, headlines=True), *_figures(vllm_name, vllm, headlines=False)]
+    runs = ((instant_name, INSTANT_REQUESTS, instant), (vllm_name, VLLM_REQUESTS, vllm))
+    latency = [figure for figure in figures if figure.unit == "ms"]
+    throughput = [figure for figure in figures if figure.unit == "req/s"]
+    return Section(
+        suite=SUITE,
+        title="What being paid costs an agent: payment, attribution, receipt and journal over the bare skill call",
+        description=(
+            "One anvil with the deployed suite; the example summarizer agent served over HTTP by AgentService and "
+            "paid with channel vouchers signed ahead (signing is the payer's cost). Each paid call is compared with "
+            "agent.invoke of the same skill in process, in the same run. With an instant backend, which answers at "
+            "once with a passage of the docs so that attribution does its real work, the difference is the "
+            "runtime's own cost; with the tiny model on vLLM CPU it is what a caller sees. Latency is measured one "
+            f"call at a time, throughput over {CONCURRENT_CHANNELS} channels at once. Gas per paid request is the "
+            "gas suite's."
+        ),
+        figures=figures,
+        tables=[
+            Table(
+                title="Paid over HTTP against agent.invoke in process",
+                columns=(
+                    "backend",
+                    "requests",
+                    "invoke p50 ms",
+                    "paid p50 ms",
+                    "added p50 ms",
+                    "invoke p99 ms",
+                    "paid p99 ms",
+                    "added p99 ms",
+                    "invoke req/s",
+                    "paid req/s",
+                ),
+                rows=[
+                    (
+                        backend,
+                        requests,
+                        m["bare_p50_ms"],
+                        m["paid_p50_ms"],
+                        m["added_p50_ms"],
+                        m["bare_p99_ms"],
+                        m["paid_p99_ms"],
+                        m["added_p99_ms"],
+                        m["bare_rps"],
+                        m["paid_rps"],
+                    )
+                    for backend, requests, m in runs
+                ],
+            ),
+            Table(
+                title="Journal (SQLite file and WAL) after the instant run's epoch is committed",
+                columns=("paid requests", "bytes", "bytes per paid request"),
+                rows=[(paid_requests, journal, journal / paid_requests)],
+            ),
+        ],
+        charts=[
+            BarChart.of("latency", "Paid HTTP call against agent.invoke: latency", latency, log=True),
+            BarChart.of("throughput", "Paid HTTP calls against agent.invoke: throughput", throughput, log=True),
+        ],
+    )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_alone(SUITE, main)

@@ -1,11 +1,11 @@
 """The model factory's default recipe: training throughput, time and final loss, and how much of the trained model's
 greedy output attribution finds in its data, against the offline tiny model in the same run.
 
-Run: ``python -c "import asyncio; from bench import training; asyncio.run(training.main())"``. Training takes most of
-the time: 900 steps of 2,048 tokens, 16 minutes at the 1,900 tokens/s measured on a two-core machine busy with other
-test suites (a few minutes on free cores); then two vLLM servers start one after the other. It is what
-``staked model train --datanet DIR --out MODEL_DIR`` does on the demo datanet: CPython's reference topics
-(``pydoc_data.topics``) credited in turn to three contributors, as the runtime's tests build it.
+Run: ``python -m bench.training`` (or ``python -m bench --only training``). Training takes most of the time: 900
+steps of 2,048 tokens, 16 minutes at the 1,900 tokens/s measured on a two-core machine busy with other test suites
+(a few minutes on free cores); then two vLLM servers start one after the other. It is what ``staked model train
+--datanet DIR --out MODEL_DIR`` does on the demo datanet: CPython's reference topics (``pydoc_data.topics``)
+credited in turn to three contributors, as the runtime's tests build it.
 
 Then it builds the attribution index of the datanet with the trained tokenizer, serves the model with vLLM CPU and
 sends greedy completions (``OUTPUT_TOKENS`` tokens) of held-out prompts: the first ``PROMPT_WORDS`` words of
@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import re
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,8 +36,11 @@ from eth_utils.crypto import keccak
 
 from agents import SamplingParams, VLLMServer, build_tiny_model
 from agents.attribution import Attribution, AttributionIndex, Contribution, Datanet
-from agents.factory import Progress, TrainingRecipe, train_model
+from agents.factory import ModelCard, Progress, TrainingRecipe, train_model
+from bench.report import BarChart, Baseline, Better, Cell, Figure, LineChart, Section, Series, Table
+from bench.runner import run_alone
 
+SUITE = "training"
 CONTRIBUTORS = 3
 PROMPTS = 100
 PROMPT_WORDS = 8
@@ -108,53 +112,141 @@ async def attribute_answers(name: str, model_dir: Path, index: AttributionIndex,
 
 
 def report_progress(progress: Progress) -> None:
+    """Training's progress on stderr: it takes minutes, and the section comes only at the end."""
     if progress.step % 50 == 0 or progress.step == progress.steps:
         print(
-            f"  step {progress.step}/{progress.steps}  loss {progress.loss:.3f}  "
+            f"  training step {progress.step}/{progress.steps}  loss {progress.loss:.3f}  "
             f"{progress.tokens_per_second:,.0f} tokens/s  left {progress.remaining_s:.0f} s",
+            file=sys.stderr,
             flush=True,
         )
 
 
-async def main() -> None:
+async def main() -> Section:
     recipe = TrainingRecipe()
     with tempfile.TemporaryDirectory(prefix="bench-training-") as temporary:
         root = Path(temporary)
         net = await asyncio.to_thread(demo_datanet, root / "datanet")
-        print(f"default recipe: {recipe.model_dump_json()}")
-        print(f"datanet: {len(net)} contributions of CPython's reference topics, {CONTRIBUTORS} contributors")
         started = time.perf_counter()
         result = await asyncio.to_thread(
             train_model, [net], root / "model", recipe, index=root / "index", progress=report_progress
         )
         total = time.perf_counter() - started
-        figures = result.card.training
-        print(
-            f"training: {figures.tokens_per_second:,.0f} tokens/s over {recipe.steps} steps of "
-            f"{recipe.tokens_per_step:,} tokens ({figures.seconds:.0f} s of steps, {total:.0f} s in all with the "
-            f"tokenizer, the final loss and the index)"
-        )
-        print(
-            f"final loss {figures.final_loss:.3f} nats/token over the whole data ({figures.corpus_tokens:,} tokens; "
-            f"first step {figures.losses[0]:.3f}); modelId {result.card.model_id}"
-        )
-
         prompts = held_out_prompts(net)
         index = AttributionIndex.open(root / "index", root / "model")
         tiny = await asyncio.to_thread(build_tiny_model, root / "tiny")
         tiny_index = await asyncio.to_thread(AttributionIndex.build, root / "tiny-index", [net], tiny)
-        rows = [
-            await attribute_answers("trained", root / "model", index, prompts),
-            await attribute_answers("tiny (baseline)", tiny, tiny_index, prompts),
-        ]
-    print(
-        f"\ngreedy answers ({OUTPUT_TOKENS} tokens) to {len(prompts)} held-out prompts (the first {PROMPT_WORDS} "
-        f"words of passages), attributed with min_span {index.parameters.min_span}:"
+        trained = await attribute_answers("trained", root / "model", index, prompts)
+        untrained = await attribute_answers("tiny (baseline)", tiny, tiny_index, prompts)
+    return _section(
+        recipe=recipe,
+        card=result.card,
+        total_s=total,
+        contributions=len(net),
+        prompts=len(prompts),
+        min_span=index.parameters.min_span,
+        trained=trained,
+        untrained=untrained,
     )
-    print(f"  {'model':<18}{'attributed':>12}{'token coverage':>16}{'longest span':>14}")
-    for row in rows:
-        print(f"  {row.name:<18}{row.attributed:>12.0%}{row.coverage:>16.0%}{row.longest:>14.1f}")
+
+
+def _section(
+    *,
+    recipe: TrainingRecipe,
+    card: ModelCard,
+    total_s: float,
+    contributions: int,
+    prompts: int,
+    min_span: int,
+    trained: Answers,
+    untrained: Answers,
+) -> Section:
+    run = card.training
+    tiny = "the untrained tiny model (bigram statistics), same prompts"
+    figures = [
+        Figure(
+            name=f"greedy answers with an attributed span, of {prompts} held-out prompts",
+            value=trained.attributed * 100,
+            unit="%",
+            baseline=Baseline(name=tiny, value=untrained.attributed * 100),
+            better=Better.HIGHER,
+        ),
+        Figure(
+            name="share of output tokens inside an attributed span",
+            value=trained.coverage * 100,
+            unit="%",
+            baseline=Baseline(name=tiny, value=untrained.coverage * 100),
+            better=Better.HIGHER,
+        ),
+        Figure(
+            name="final loss over the whole data",
+            value=run.final_loss,
+            unit="nats/token",
+            baseline=Baseline(name="training loss of the first step", value=run.losses[0]),
+            better=Better.LOWER,
+        ),
+    ]
+    training = Table(
+        title=f"Training the default recipe on {contributions} contributions ({CONTRIBUTORS} contributors)",
+        columns=("quantity", "value"),
+        rows=[
+            ("tokens/s", run.tokens_per_second),
+            ("steps", recipe.steps),
+            ("tokens per step", recipe.tokens_per_step),
+            ("seconds of steps", run.seconds),
+            ("seconds in all (tokenizer, steps, final loss, index)", total_s),
+            ("corpus tokens", run.corpus_tokens),
+            ("final loss, nats/token", run.final_loss),
+            ("first step's loss, nats/token", run.losses[0]),
+            ("modelId", card.model_id),
+        ],
+    )
+    answers = Table(
+        title=f"Greedy answers ({OUTPUT_TOKENS} tokens) to {prompts} held-out prompts (the first {PROMPT_WORDS} words "
+        f"of passages), attributed with min_span {min_span}",
+        columns=("model", "attributed %", "token coverage %", "longest span, tokens"),
+        rows=[(row.name, row.attributed * 100, row.coverage * 100, row.longest) for row in (trained, untrained)],
+    )
+    loss = LineChart(
+        name="loss",
+        title="Training loss per step (default recipe)",
+        x_label="step",
+        y_label="loss, nats/token",
+        x=list(range(1, len(run.losses) + 1)),
+        series=[Series(name="training loss", values=run.losses)],
+    )
+    return Section(
+        suite=SUITE,
+        title="The model factory's default recipe: throughput, loss, and how much of its output attribution finds",
+        description=(
+            "What `staked model train` does on the demo datanet: CPython's reference topics credited in turn to "
+            f"{CONTRIBUTORS} contributors, trained with the default recipe ({recipe.steps} steps of "
+            f"{recipe.tokens_per_step:,} tokens). The trained model, served by vLLM CPU, then answers "
+            f"{prompts} held-out prompts greedily (the first words of passages drawn with a fixed seed) and "
+            "attribution looks for spans of the data in the answers. The baseline is the offline tiny model "
+            "(bigram statistics of the same corpus, no training), asked the same prompts and attributed with an "
+            "index built with its own tokenizer."
+        ),
+        figures=figures,
+        tables=[
+            training,
+            Table(
+                title="Default recipe",
+                columns=("parameter", "value"),
+                rows=[(name, _cell(value)) for name, value in recipe.model_dump(mode="json").items()],
+            ),
+            answers,
+        ],
+        charts=[
+            BarChart.of("attribution", "Trained model against the untrained tiny model", figures[:2]),
+            loss,
+        ],
+    )
+
+
+def _cell(value: object) -> Cell:
+    return value if isinstance(value, str | int | float) else str(value)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_alone(SUITE, main)

@@ -1,9 +1,9 @@
 """What auditing an answer costs a validator, against what generating it cost the agent, on the same vLLM.
 
-Run: ``python -c "import asyncio; from bench import validator; asyncio.run(validator.main())"``. It builds the tiny
-model and an attribution index over CPython's reference topics, starts one vLLM CPU server, and has the example
-agent (examples/summarizer.py) answer greedy summaries and seeded sampled chats. The baseline is that generation,
-measured in the same run. Then, for the same outputs:
+Run: ``python -m bench.validator`` (or ``python -m bench --only validator``). It builds the tiny model and an
+attribution index over CPython's reference topics, starts one vLLM CPU server, and has the example agent
+(examples/summarizer.py) answer greedy summaries and seeded sampled chats. The baseline is that generation, measured
+in the same run. Then, for the same outputs:
 
 - ``score``: :meth:`~agents.Backend.score`, the teacher-forced re-scoring alone (one prefill, no sampling);
 - ``audit``: :meth:`validator.Auditor.audit` whole: signature, hashes and Merkle proof, tokenizing the prompt,
@@ -40,10 +40,13 @@ from agents.record import (
     SignedReceiptDocument,
     attributed_tokens,
 )
+from bench.report import BarChart, Baseline, Better, Figure, Headline, Section, Table
+from bench.runner import run_alone
 from staking import Domain, MerkleTree, Receipt, sign
 from staking.types import AgentInfo, EpochCommitment, EpochStatus, Role, StakeInfo
 from validator import Auditor, ChainFacts, ServedModel
 
+SUITE = "validator"
 MODEL = "tiny-docs"  # the example agent's model name
 ANSWERS = 24  # half greedy summaries, half sampled chats
 OUTPUT_TOKENS = 32
@@ -213,32 +216,90 @@ async def measure(backend: Backend, model_dir: Path, index: AttributionIndex) ->
     }
 
 
-async def main() -> None:
+async def main() -> Section:
     with tempfile.TemporaryDirectory(prefix="bench-validator-") as directory:
         root = Path(directory)
         model_dir = build_tiny_model(root / "model", seed=0)
         index = await asyncio.to_thread(_index, root, model_dir)
         async with VLLMServer(model_dir, name=MODEL, kv_cache_gib=1) as server, server.backend() as backend:
-            figures = await measure(backend, model_dir, index)
+            measured = await measure(backend, model_dir, index)
 
-    generate, score, audit = figures["generate"], figures["score"], figures["audit"]
-    tokens = statistics.median(figures["tokens"])
-    print(
-        f"\nvalidator: auditing {ANSWERS} answers (greedy and sampled, median {tokens:.0f} output tokens) against "
-        "generating them, same vLLM CPU server"
-    )
-    print(f"  {'per answer':<34} {'p50 ms':>8} {'max ms':>8} {'/ generate p50':>15}")
-    base = statistics.median(generate)
-    for name, samples in (
-        ("generate (Agent.invoke, baseline)", generate),
-        ("score (teacher forcing)", score),
-        ("audit (Auditor.audit, whole)", audit),
-    ):
-        p50 = statistics.median(samples)
-        print(f"  {name:<34} {p50 * 1e3:8.1f} {max(samples) * 1e3:8.1f} {p50 / base:15.3f}")
+    generate, score, audit = measured["generate"], measured["score"], measured["audit"]
+    generate_p50 = statistics.median(generate)
+    generation = Baseline(name="generating the answer (Agent.invoke), p50", value=generate_p50 * 1e3)
+    figures = [
+        Figure(
+            name="audit of one answer (Auditor.audit, whole), p50",
+            value=statistics.median(audit) * 1e3,
+            unit="ms",
+            baseline=generation,
+            better=Better.LOWER,
+            headline=Headline.AUDIT_COST,
+        ),
+        Figure(
+            name="re-scoring one answer by teacher forcing (score), p50",
+            value=statistics.median(score) * 1e3,
+            unit="ms",
+            baseline=generation,
+            better=Better.LOWER,
+        ),
+        Figure(
+            name=f"audits per second, {CONCURRENCY} at a time",
+            value=measured["audit_rate"],
+            unit="/s",
+            baseline=Baseline(
+                name=f"answers generated per second, {CONCURRENCY} at a time", value=measured["generation_rate"]
+            ),
+            better=Better.HIGHER,
+        ),
+    ]
     ratios = [a / g for a, g in zip(audit, generate, strict=True)]
-    print(f"  audit / generate, paired per answer: p50 {statistics.median(ratios):.3f}, max {max(ratios):.3f}")
-    print(f"\n  rates, {CONCURRENCY} at a time:")
-    print(f"  {'answers generated per second (baseline)':<44} {figures['generation_rate']:8.1f}")
-    print(f"  {'audits per second, one validator':<44} {figures['audit_rate']:8.1f}")
-    print(f"  {'audits per second, one at a time':<44} {1 / statistics.mean(audit):8.1f}")
+    per_answer = Table(
+        title=f"Per answer ({ANSWERS} answers, greedy and sampled, median {statistics.median(measured['tokens']):.0f} "
+        "output tokens)",
+        columns=("step", "p50 ms", "max ms", "p50 / generate p50"),
+        rows=[
+            (name, statistics.median(samples) * 1e3, max(samples) * 1e3, statistics.median(samples) / generate_p50)
+            for name, samples in (
+                ("generate (Agent.invoke, baseline)", generate),
+                ("score (teacher forcing)", score),
+                ("audit (Auditor.audit, whole)", audit),
+            )
+        ],
+    )
+    rates = Table(
+        title="Rates",
+        columns=("rate", "per second"),
+        rows=[
+            (f"answers generated, {CONCURRENCY} at a time (baseline)", measured["generation_rate"]),
+            (f"audits, {CONCURRENCY} at a time", measured["audit_rate"]),
+            ("audits, one at a time", 1 / statistics.mean(audit)),
+        ],
+    )
+    return Section(
+        suite=SUITE,
+        title="What auditing an answer costs a validator, against generating it",
+        description=(
+            "The tiny model on one vLLM CPU server and an attribution index of CPython's reference topics; the "
+            f"example summarizer agent answers {ANSWERS} requests (greedy summaries and seeded sampled chats, "
+            f"{OUTPUT_TOKENS} tokens at most), timed as the baseline, and the answers are published as one committed "
+            "epoch (records, signed receipts, inclusion proofs). A validator then audits each: signature, hashes and "
+            "Merkle proof, the prompt tokenized, the output re-scored by teacher forcing, the agent's class replayed "
+            "and the attribution recomputed (chain facts given, as read once per epoch). score alone is timed too."
+        ),
+        figures=figures,
+        tables=[
+            per_answer,
+            Table(
+                title="Audit / generate, paired per answer",
+                columns=("p50", "max"),
+                rows=[(statistics.median(ratios), max(ratios))],
+            ),
+            rates,
+        ],
+        charts=[BarChart.of("per-answer", "Audit and score of one answer against generating it (p50)", figures[:2])],
+    )
+
+
+if __name__ == "__main__":
+    run_alone(SUITE, main)
