@@ -38,7 +38,7 @@ from staking.units import format_open
 
 from .app import create_app
 from .config import AgentSettings
-from .epochs import EpochJobs
+from .epochs import DEFAULT_COMMIT_CHECK_SECONDS, EpochJobs
 from .host import AgentHost
 from .journal import Journal
 from .metrics import RuntimeMetrics
@@ -122,6 +122,8 @@ class AgentService:
                 journal,
                 metrics,
                 epoch_seconds=settings.epoch_seconds,
+                # A due epoch waits at most a quarter of an epoch (and never over a minute) for its commit.
+                commit_check_seconds=min(DEFAULT_COMMIT_CHECK_SECONDS, settings.epoch_seconds / 4),
                 claim_seconds=settings.claim_seconds,
                 settle_seconds=settings.settle_seconds,
                 challenge_seconds=settings.challenge_seconds,
