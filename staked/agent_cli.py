@@ -25,17 +25,11 @@ from runtime.receipt_store import ChannelAccount
 from runtime.serve import AgentService
 from staking import ChainSettings, ConfigError, StakingClient, format_open, to_wei_open
 
-from .chain_cli import account_option, devnet_signer, run_async, serve_until_signal
+from .chain_cli import account_option, config_option, devnet_signer, run_async, serve_until_signal
 
 __all__ = ["agent", "call", "pay"]
 
-payer_config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML file with a [chain] table (the payer's key); STAKED_* environment variables override it",
-)
+payer_config_option = config_option("the payer")
 payer_option = account_option("payer-1, payer-2")
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

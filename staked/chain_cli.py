@@ -47,6 +47,7 @@ from staking.devnet import devnet_account, load_devnet
 
 __all__ = [
     "account_option",
+    "config_option",
     "deploy_command",
     "devnet_signer",
     "echo_contracts",
@@ -61,6 +62,17 @@ _DEVNET_FILE: Final = Path(".staked/devnet.json")
 
 
 # -- shared by the commands --------------------------------------------------------------------------------------
+
+
+def config_option(signer: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--config FILE``: the TOML file whose ``[chain]`` table reaches the chain and holds ``signer``'s key."""
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"TOML file with a [chain] table ({signer}'s key); STAKED_* environment variables override it",
+    )
 
 
 def account_option(examples: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

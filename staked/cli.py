@@ -25,7 +25,7 @@ from staking import (
 from staking.devnet import account_count, start_devnet_suite
 
 from .agent_cli import agent, call, pay
-from .chain_cli import account_option, deploy_command, devnet_signer, echo_contracts, keys, run_async
+from .chain_cli import account_option, config_option, deploy_command, devnet_signer, echo_contracts, keys, run_async
 from .datanet_cli import datanet
 from .demo import prepare_demo_model, run_demo
 from .model_cli import model, vllm
@@ -36,13 +36,6 @@ __all__ = ["main"]
 
 _ROLES = {"agent": Role.AGENT, "validator": Role.VALIDATOR}
 
-config_option = click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML file with a [chain] table; STAKED_* environment variables override it",
-)
 role_argument = click.argument("role", type=click.Choice(sorted(_ROLES)))
 staker_option = account_option("agent-1, validator-2, ...")
 
@@ -135,7 +128,7 @@ def demo(as_json: bool, model_dir: Path | None, vllm_url: str | None, quick: boo
 @main.command()
 @role_argument
 @click.argument("amount")
-@config_option
+@config_option("the signing account")
 @staker_option
 def stake(role: str, amount: str, config: Path | None, account_name: str | None) -> None:
     """Stake AMOUNT OPEN in ROLE; AMOUNT is decimal OPEN, such as 1000 or 0.5."""
@@ -146,7 +139,7 @@ def stake(role: str, amount: str, config: Path | None, account_name: str | None)
 @main.command()
 @role_argument
 @click.argument("amount")
-@config_option
+@config_option("the signing account")
 @staker_option
 def unstake(role: str, amount: str, config: Path | None, account_name: str | None) -> None:
     """Start unbonding AMOUNT OPEN of ROLE stake (withdrawable after the unbonding period)."""
@@ -158,7 +151,7 @@ def unstake(role: str, amount: str, config: Path | None, account_name: str | Non
 
 @main.command()
 @role_argument
-@config_option
+@config_option("the signing account")
 @staker_option
 def withdraw(role: str, config: Path | None, account_name: str | None) -> None:
     """Withdraw every unlocked unbonding entry of ROLE."""
@@ -173,7 +166,7 @@ def withdraw(role: str, config: Path | None, account_name: str | None) -> None:
 
 
 @main.command()
-@config_option
+@config_option("the signing account")
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 def status(config: Path | None, as_json: bool) -> None:
     """Show stakes, agents, channels, epochs and disputes of the deployment."""
